@@ -1,0 +1,1 @@
+"""Certificates: store, ACME issuer, HTTP-01 challenge store, renewal policy."""

@@ -1,0 +1,1 @@
+"""The `haloy` command line: commands, API client, terminal output."""

@@ -1,0 +1,1 @@
+"""Configuration: typed models and loaders for haloy.yaml and haloyd.yaml, and `Paths`."""

@@ -1,0 +1,1 @@
+"""`haloyd`: the control-plane daemon."""

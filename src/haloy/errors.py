@@ -1,0 +1,66 @@
+"""The one exception tree of haloy.
+
+    HaloyError                 message + hint, rendered by each CLI's error boundary
+    ├── ConfigError            bad haloy.yaml / haloyd.yaml / flags: exit code 2
+    ├── ApiError               the haloyd API answered with an error or could not be reached
+    ├── RuntimeError_          the container runtime (Docker) failed or is unreachable
+    ├── CertificateError       certificate store or ACME issuance failed
+    └── StoreError             the SQLite history store failed
+
+Foreign exceptions are translated at the package edge with `raise X(...) from exc`.
+Library code never calls `sys.exit`; the CLIs pick the exit code from `exit_code`.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class HaloyError(Exception):
+    """Base of every error haloy reports to a user: a message and an optional hint."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(HaloyError):
+    """A configuration file, value or flag is wrong; `problems` lists every one found."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, problems: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems
+
+
+class ApiError(HaloyError):
+    """The API answered with an error, or could not be reached."""
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class RuntimeError_(HaloyError):  # noqa: N801 - trailing underscore avoids the builtin
+    """The container runtime failed or is unreachable."""
+
+
+class CertificateError(HaloyError):
+    """A certificate could not be loaded, stored or issued."""
+
+
+class StoreError(HaloyError):
+    """The deployment history store failed."""

@@ -1,0 +1,1 @@
+"""Health: probe, rise/fall state, monitor loop."""

@@ -1,0 +1,1 @@
+"""`haloy-proxy`: the HTTP/TLS data plane. Knows nothing of Docker."""

@@ -1,0 +1,1 @@
+"""Container runtime: protocol, Docker implementation, label codec."""
