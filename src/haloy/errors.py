@@ -54,7 +54,7 @@ class ApiError(HaloyError):
         self.status = status
 
 
-class RuntimeError_(HaloyError):  # noqa: N801 - trailing underscore avoids the builtin
+class RuntimeError_(HaloyError):  # trailing underscore: not the builtin RuntimeError
     """The container runtime failed or is unreachable."""
 
 

@@ -10,7 +10,6 @@ from rich.console import Console
 from haloy.errors import EXIT_FAILED, ConfigError, HaloyError
 
 
-
 def render_error(err: HaloyError, console: Console | None = None) -> int:
     """Print `err` to stderr and return the exit code it maps to."""
     out = console or Console(stderr=True, highlight=False, soft_wrap=True)

@@ -1,0 +1,87 @@
+"""`create_api`: the haloyd REST API as one ASGI app, ready for uvicorn."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
+
+from haloy.daemon.api.endpoints import ENDPOINTS
+from haloy.daemon.api.events import EventHub
+from haloy.daemon.api.handlers import SSE_HEARTBEAT_S, Handlers
+from haloy.daemon.api.layers import LayerStore
+from haloy.daemon.api.middleware import BearerAuth, BodyLimit, RateLimit, SecurityHeaders
+from haloy.daemon.api.openapi import build_openapi
+from haloy.daemon.api.problems import EXCEPTION_HANDLERS
+from haloy.daemon.api.ratelimit import RateLimiter, RatePolicy
+from haloy.daemon.api.status import StatusProvider
+from haloy.errors import ConfigError
+from haloy.store import DeploymentStore
+
+# JSON bodies are small (a deploy request is a few KiB of config); 1 MiB leaves ample room.
+DEFAULT_MAX_JSON_BYTES = 1024 * 1024
+# One layer per request; the biggest layers of real images are a few GiB.
+DEFAULT_MAX_LAYER_BYTES = 16 * 1024**3
+# Tokens shorter than this are guessable; `haloyd init` generates 32 random bytes.
+MIN_TOKEN_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """Request limits of the API."""
+
+    rate: RatePolicy = field(default_factory=RatePolicy)
+    max_json_bytes: int = DEFAULT_MAX_JSON_BYTES
+    max_layer_bytes: int = DEFAULT_MAX_LAYER_BYTES
+    sse_heartbeat_s: float = SSE_HEARTBEAT_S
+
+
+def create_api(
+    token: str,
+    status_provider: StatusProvider,
+    store: DeploymentStore,
+    *,
+    events: EventHub | None = None,
+    layers: LayerStore | None = None,
+    limits: ApiLimits = ApiLimits(),
+    public_routes: Sequence[BaseRoute] = (),
+) -> ASGIApp:
+    """Build the API app; `public_routes` (e.g. the ACME HTTP-01 answer) skip the token."""
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(
+            f"the API token is too short ({len(token)} characters, need {MIN_TOKEN_LENGTH})",
+            hint="run `haloyd init` to generate a token into the config dir's .env",
+        )
+    mounted = [ep for ep in ENDPOINTS if layers is not None or not ep.needs_layers]
+    capabilities = sorted({ep.capability for ep in mounted if ep.capability})
+    handlers = Handlers(
+        status_provider,
+        store,
+        EventHub() if events is None else events,
+        layers,
+        capabilities,
+        build_openapi(mounted),
+        limits.sse_heartbeat_s,
+    )
+    routes: dict[str, Route] = {}
+    for ep in mounted:
+        routes[ep.handler] = Route(
+            ep.path, getattr(handlers, ep.handler), methods=[ep.method], name=ep.handler
+        )
+    fallback = Route("/v1/apps/{rest:path}", handlers.apps_fallback, name="apps_fallback")
+    public = [routes[ep.handler] for ep in mounted if ep.public] + list(public_routes)
+    large = [(routes[ep.handler], limits.max_layer_bytes) for ep in mounted if ep.large_body]
+    return Starlette(
+        routes=[*public_routes, *routes.values(), fallback],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(RateLimit, limiter=RateLimiter(limits.rate), exempt=[routes["health"]]),
+            Middleware(BearerAuth, token=token, public=public),
+            Middleware(BodyLimit, default=limits.max_json_bytes, overrides=large),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )

@@ -1,0 +1,114 @@
+"""The API's endpoints as one table: the routes and the OpenAPI document are both built from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from haloy.daemon.api.schemas import (
+    AppList,
+    AppStatus,
+    DeploymentEvent,
+    DeploymentList,
+    Health,
+    LayerCheckRequest,
+    LayerCheckResponse,
+    LayerStored,
+    VersionInfo,
+)
+
+API_VERSION = "v1"
+JSON = "application/json"
+SSE = "text/event-stream"
+OCTETS = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One method + path: its handler (a method name of `Handlers`), schemas and errors."""
+
+    method: str
+    path: str  # Starlette syntax; convertors such as `:path` are dropped in OpenAPI
+    handler: str
+    summary: str
+    response: type[BaseModel] | None
+    status: int = 200
+    media_type: str = JSON
+    request: type[BaseModel] | None = None
+    request_media_type: str = JSON
+    errors: tuple[int, ...] = ()
+    public: bool = False
+    capability: str | None = None
+    needs_layers: bool = False
+    large_body: bool = False
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        "GET", "/health", "health", "Liveness of haloyd (no token needed).", Health, public=True
+    ),
+    Endpoint("GET", "/v1/version", "version", "Versions and capabilities.", VersionInfo),
+    Endpoint("GET", "/v1/openapi.json", "openapi", "This OpenAPI document.", None),
+    Endpoint(
+        "GET",
+        "/v1/apps",
+        "list_apps",
+        "Every app that runs, with replicas and domains.",
+        AppList,
+        capability="apps",
+    ),
+    Endpoint(
+        "GET",
+        "/v1/apps/{app}",
+        "get_app",
+        "One app: replicas, health, counters, domains.",
+        AppStatus,
+        errors=(400, 404),
+        capability="apps",
+    ),
+    Endpoint(
+        "GET",
+        "/v1/apps/{app}/deployments",
+        "app_deployments",
+        "Deployment history of an app, newest first.",
+        DeploymentList,
+        errors=(400,),
+        capability="deployments.history",
+    ),
+    Endpoint(
+        "GET",
+        "/v1/deployments/{deployment_id}/events",
+        "deployment_events",
+        "Progress of a deployment as server-sent events, replayed from the start; a "
+        "succeeded or failed event ends the stream.",
+        DeploymentEvent,
+        media_type=SSE,
+        errors=(400, 404),
+        capability="deployments.events",
+    ),
+    Endpoint(
+        "POST",
+        "/v1/images/layers/check",
+        "layers_check",
+        "Which of these layers the server lacks.",
+        LayerCheckResponse,
+        request=LayerCheckRequest,
+        errors=(400, 413, 422),
+        capability="images.layers",
+        needs_layers=True,
+    ),
+    Endpoint(
+        "PUT",
+        "/v1/images/layers/{digest:path}",
+        "layer_put",
+        "Upload one layer; its sha256 must match the digest.",
+        LayerStored,
+        status=201,
+        request_media_type=OCTETS,
+        errors=(400, 413, 507),
+        capability="images.layers",
+        needs_layers=True,
+        large_body=True,
+    ),
+)

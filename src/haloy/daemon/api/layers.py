@@ -1,0 +1,109 @@
+"""Uploaded image layers on disk: `<layers>/sha256/<hex>`, written only once verified.
+
+A body streams into `<layers>/tmp/` while its sha256 is computed; only a matching digest is
+renamed into place (atomic on one filesystem), so a reader never sees a partial or wrong layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import BinaryIO
+
+from ulid import ULID
+
+from haloy.daemon.api.problems import ApiProblem
+from haloy.daemon.api.validate import digest_problem
+
+# Keep this much disk free beyond an upload, so a layer cannot fill the disk Docker and the
+# history database live on.
+DEFAULT_MIN_FREE_BYTES = 512 * 1024 * 1024
+# Write in 1 MiB pieces: few thread hops, little memory per upload.
+_FLUSH_BYTES = 1024 * 1024
+
+
+def check_digest(digest: str) -> str:
+    """Return `digest` if valid, else raise a 400 ApiProblem."""
+    problem = digest_problem(digest)
+    if problem:
+        raise ApiProblem(
+            400, f"invalid layer digest {digest!r}", hint=problem, code="invalid_digest"
+        )
+    return digest
+
+
+class LayerStore:
+    """Content-addressed layer files under one directory."""
+
+    def __init__(self, root: Path, min_free_bytes: int = DEFAULT_MIN_FREE_BYTES) -> None:
+        self.root = root
+        self.min_free_bytes = min_free_bytes
+
+    def path_for(self, digest: str) -> Path:
+        """Where the layer with this (validated) digest lives."""
+        return self.root / "sha256" / check_digest(digest).removeprefix("sha256:")
+
+    def size_of(self, digest: str) -> int | None:
+        """Size of a stored layer, or None when absent."""
+        try:
+            return self.path_for(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def preflight(self, expected_size: int | None) -> None:
+        """Raise 507 unless the disk keeps `min_free_bytes` free after this upload."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.root).free
+        needed = (expected_size or 0) + self.min_free_bytes
+        if free < needed:
+            raise ApiProblem(
+                507,
+                f"not enough disk space for this layer: {free} bytes free, "
+                f"{needed} needed (including {self.min_free_bytes} kept spare)",
+                hint=f"free space on the filesystem of {self.root} (e.g. haloy images prune)",
+            )
+
+    async def receive(
+        self, digest: str, chunks: AsyncIterator[bytes], expected_size: int | None = None
+    ) -> int:
+        """Stream `chunks` to disk, verify the digest, move into place; return the size."""
+        final = self.path_for(digest)
+        self.preflight(expected_size)
+        tmp_dir = self.root / "tmp"
+        await asyncio.to_thread(tmp_dir.mkdir, parents=True, exist_ok=True)
+        tmp = tmp_dir / f"{final.name}.{ULID()}"
+        hasher = hashlib.sha256()
+        size = 0
+        buffer = bytearray()
+        fh: BinaryIO = await asyncio.to_thread(tmp.open, "xb")
+        try:
+            try:
+                async for chunk in chunks:
+                    hasher.update(chunk)
+                    size += len(chunk)
+                    buffer += chunk
+                    if len(buffer) >= _FLUSH_BYTES:
+                        await asyncio.to_thread(fh.write, bytes(buffer))
+                        buffer.clear()
+                await asyncio.to_thread(fh.write, bytes(buffer))
+            finally:
+                await asyncio.to_thread(fh.close)
+            actual = "sha256:" + hasher.hexdigest()
+            if actual != digest:
+                raise ApiProblem(
+                    400,
+                    f"layer content does not match its digest: got {actual}",
+                    hint="the upload was corrupted or the digest is wrong; upload it again",
+                    code="digest_mismatch",
+                )
+            await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(os.replace, tmp, final)
+        except BaseException:
+            # Nothing half-written or unverified is kept, whatever stopped the upload.
+            await asyncio.to_thread(tmp.unlink, missing_ok=True)
+            raise
+        return size

@@ -1,0 +1,100 @@
+"""A real haloyd API: uvicorn on a loopback port 0, a real SQLite store, a real layers dir."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from haloy.daemon.api import (
+    ApiLimits,
+    AppStatus,
+    Domain,
+    EventHub,
+    LayerStore,
+    Replica,
+    StaticStatus,
+    StatusProvider,
+    create_api,
+    make_server,
+    serve_api,
+)
+from haloy.store import DeploymentStore
+
+TOKEN = "t0ken-for-tests-0123456789abcdef"
+
+APPS = [
+    AppStatus(
+        name="web",
+        deployment_id="01J00000000000000000000001",
+        replicas=[
+            Replica(container_id="c1", name="web-1", deployment_id="01J00000000000000000000001",
+                    routing="active", health="up", address="172.18.0.2", port=8080,
+                    checks=3, requests=7, active_connections=1),
+        ],
+        domains=[Domain(domain="web.example.com", aliases=["www.example.com"])],
+    ),
+    AppStatus(name="api"),
+]
+
+
+@dataclass
+class RunningApi:
+    """A served API and what a test needs to poke at it."""
+
+    url: str
+    store: DeploymentStore
+    events: EventHub
+    layers: LayerStore
+
+    def client(self, token: str | None = TOKEN, **kw: Any) -> httpx.AsyncClient:
+        headers = {"authorization": f"Bearer {token}"} if token is not None else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=10.0, **kw)
+
+
+StartApi = Callable[..., Awaitable[RunningApi]]
+
+
+@pytest.fixture
+async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
+    """Start API servers (optional `limits`, `min_free_bytes`, `status`); stopped afterwards."""
+    servers: list[tuple[Any, asyncio.Task[None], DeploymentStore]] = []
+
+    async def start(
+        limits: ApiLimits | None = None,
+        min_free_bytes: int = 0,
+        status: StatusProvider | None = None,
+    ) -> RunningApi:
+        store = await DeploymentStore.open(tmp_path / f"db{len(servers)}" / "haloy.db")
+        events = EventHub()
+        layers = LayerStore(tmp_path / "layers", min_free_bytes=min_free_bytes)
+        app = create_api(TOKEN, status or StaticStatus(APPS), store, events=events, layers=layers,
+                         limits=limits or ApiLimits())
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        # Listening before uvicorn starts: connections queue in the backlog until it accepts,
+        # so clients need no readiness polling.
+        sock.listen(128)
+        server = make_server(app)
+        task = asyncio.create_task(serve_api(server, [sock]))
+        servers.append((server, task, store))
+        port = sock.getsockname()[1]
+        return RunningApi(f"http://127.0.0.1:{port}", store, events, layers)
+
+    yield start
+    for server, task, store in servers:
+        server.should_exit = True
+        await task
+        await store.close()
+
+
+@pytest.fixture
+async def api(start_api: StartApi) -> RunningApi:
+    """An API server with default limits."""
+    return await start_api()
