@@ -1,0 +1,199 @@
+"""haloyd.yaml: the daemon's settings (API, health monitor, proxy listeners, ACME).
+
+Unknown keys are rejected; every problem names file:line:field. Defaults are the constants
+below, so a missing or empty file means "all defaults".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from haloy.config.domains import normalize_domain
+from haloy.config.durations import Duration
+from haloy.config.problems import validate_document
+from haloy.config.source import read_document
+
+DEFAULT_API_LISTEN = "127.0.0.1:9922"  # loopback only: the world reaches the API via the proxy
+DEFAULT_HTTP_LISTEN = ":80"
+DEFAULT_HTTPS_LISTEN = ":443"
+LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
+LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+DEFAULT_HEALTH_INTERVAL = timedelta(seconds=15)
+DEFAULT_HEALTH_TIMEOUT = timedelta(seconds=5)
+# Three misses to mark a backend down and two passes to bring it back, as HAProxy's defaults
+# (fall 3, rise 2): one slow probe must not flap a route.
+DEFAULT_HEALTH_FALL = 3
+DEFAULT_HEALTH_RISE = 2
+DEFAULT_HEALTH_CONCURRENCY = 10  # probes in flight at once; bounds load on a busy server
+LISTEN_OFF = "off"
+
+_HINT = "fix haloyd.yaml (see `haloyd config get`), then run `haloyd verify`"
+
+
+def check_listen(value: str, *, allow_off: bool = False) -> str:
+    """Validate "HOST:PORT", ":PORT" or "[v6]:PORT" (and "off" where allowed)."""
+    if allow_off and value == LISTEN_OFF:
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"invalid listen address {value!r}; use HOST:PORT, e.g. 127.0.0.1:9922")
+    host = host.removeprefix("[").removesuffix("]")
+    if host and host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(
+                f"invalid listen host {host!r}; use an IP address, localhost or leave it empty"
+            ) from None
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiSettings(_Section):
+    """The haloyd REST API: its public domain (served through the proxy) and loopback listener."""
+
+    domain: str | None = Field(default=None, description="Public host name of the API.")
+    listen: str = Field(default=DEFAULT_API_LISTEN, description="HOST:PORT haloyd binds.")
+
+    @field_validator("domain", mode="before")
+    @classmethod
+    def _domain(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            return normalize_domain(value)
+        return value
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return check_listen(value)
+
+
+class HealthMonitorSettings(_Section):
+    """Active health checks of app containers."""
+
+    enabled: bool = True
+    interval: Duration = DEFAULT_HEALTH_INTERVAL
+    fall: int = Field(default=DEFAULT_HEALTH_FALL, ge=1)
+    rise: int = Field(default=DEFAULT_HEALTH_RISE, ge=1)
+    timeout: Duration = DEFAULT_HEALTH_TIMEOUT
+    concurrency: int = Field(default=DEFAULT_HEALTH_CONCURRENCY, ge=1)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("interval must be greater than 0")
+        return value
+
+
+class ProxySettings(_Section):
+    """Where haloy-proxy listens."""
+
+    http_listen: str = DEFAULT_HTTP_LISTEN
+    https_listen: str = Field(default=DEFAULT_HTTPS_LISTEN, description='HOST:PORT or "off".')
+    workers: int = Field(default=1, ge=1, le=256)
+
+    @field_validator("http_listen")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        return check_listen(value)
+
+    @field_validator("https_listen")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        return check_listen(value, allow_off=True)
+
+
+class AcmeSettings(_Section):
+    """Certificate issuance through ACME (Let's Encrypt by default)."""
+
+    directory_url: str = LETSENCRYPT_PRODUCTION
+    staging: bool = Field(default=False, description="Use Let's Encrypt staging instead.")
+    email: str | None = None
+    ca_bundle: Path | None = Field(default=None, description="CA file to trust the ACME server.")
+
+    @field_validator("directory_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(f"directory_url must be an http(s) URL, got {value!r}")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and (value.count("@") != 1 or value.startswith("@")):
+            raise ValueError(f"invalid email address {value!r}")
+        return value or None
+
+    @property
+    def effective_directory_url(self) -> str:
+        """The directory to use: LE staging when `staging` is set and no custom URL is given."""
+        if self.staging and self.directory_url == LETSENCRYPT_PRODUCTION:
+            return LETSENCRYPT_STAGING
+        return self.directory_url
+
+
+class DaemonConfig(_Section):
+    """The whole of haloyd.yaml."""
+
+    api: ApiSettings = ApiSettings()
+    health_monitor: HealthMonitorSettings = HealthMonitorSettings()
+    proxy: ProxySettings = ProxySettings()
+    acme: AcmeSettings = AcmeSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        # `api:` with every line commented out parses as None; treat it as "all defaults".
+        if isinstance(data, dict):
+            return {k: ({} if v is None and k in cls.model_fields else v) for k, v in data.items()}
+        return data
+
+
+def load_daemon_config(path: Path) -> DaemonConfig:
+    """Read and validate haloyd.yaml; ConfigError lists every problem as file:line: field."""
+    doc = read_document(Path(path))
+    return validate_document(DaemonConfig, doc, hint=_HINT)
+
+
+def default_daemon_yaml(api_domain: str | None = None) -> str:
+    """The commented haloyd.yaml `haloyd init` writes (the value is quoted, not validated)."""
+    domain_line = (
+        f"  domain: {json.dumps(api_domain)}"
+        if api_domain
+        else "  # domain: api.example.com   # set to serve the API over HTTPS"
+    )
+    return f"""\
+# haloyd.yaml: settings of the haloy daemon. Durations: 15s, 500ms, 1m.
+api:
+{domain_line}
+  listen: "{DEFAULT_API_LISTEN}"
+health_monitor:
+  enabled: true
+  interval: 15s
+  fall: {DEFAULT_HEALTH_FALL}
+  rise: {DEFAULT_HEALTH_RISE}
+  timeout: 5s
+  concurrency: {DEFAULT_HEALTH_CONCURRENCY}
+proxy:
+  http_listen: "{DEFAULT_HTTP_LISTEN}"
+  https_listen: "{DEFAULT_HTTPS_LISTEN}"
+  workers: 1
+acme:
+  directory_url: "{LETSENCRYPT_PRODUCTION}"
+  staging: false
+  # email: you@example.com
+  # ca_bundle: /path/to/ca.pem
+"""
