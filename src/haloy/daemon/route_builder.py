@@ -1,0 +1,171 @@
+"""Route builder (pure): discovered replicas + health + deployer controls -> route Snapshot.
+
+Per app, the active deployment is the newest deployment id (ULIDs sort by time) that has at
+least one routable replica; when none has, the newest one (its route then has no active
+backend, and the proxy answers 502 or holds). So a deploy's new container takes over only
+once healthy, and an app whose replicas all fail keeps its route. Replicas the deployer marks
+draining stay in the route as "draining" until it stops them.
+
+A host claimed by two apps goes to the app whose name sorts first; the other claim is
+reported and dropped (its whole route when it is that route's canonical domain).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from haloy.proxy.snapshot import ApiRoute, Backend, Endpoint, Route, Snapshot
+from haloy.runtime.labels import AppLabels
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One running, correctly labelled container with its address on the app network."""
+
+    container_id: str
+    name: str
+    labels: AppLabels
+    address: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something reported rather than routed: a container's label or a contested domain."""
+
+    subject: str  # container name, or "domain <host>"
+    label: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Controls:
+    """What the deployer asks for on top of discovery."""
+
+    draining: frozenset[str] = frozenset()  # container ids
+    excluded: frozenset[str] = frozenset()  # container ids on their way out: never routed
+    paused: frozenset[str] = frozenset()  # app names: hold requests (replace deploys)
+    hold_when_empty: frozenset[str] = frozenset()  # app names
+
+
+@dataclass(frozen=True)
+class Extras:
+    """Snapshot parts that do not come from Docker (API route, ACME, TLS hosts)."""
+
+    api: ApiRoute | None = None
+    acme_challenge_backend: Endpoint | None = None
+    tls_hosts: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class AppRouting:
+    """How one app is routed: its active deployment and backends."""
+
+    app: str
+    deployment_id: str
+    active: tuple[str, ...]  # container ids
+    draining: tuple[str, ...]
+    domains: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    snapshot: Snapshot
+    apps: dict[str, AppRouting] = field(default_factory=dict)
+    problems: tuple[Problem, ...] = ()
+
+
+def build_routes(
+    replicas: Iterable[Replica],
+    routable: Callable[[str], bool],
+    controls: Controls = Controls(),
+    extras: Extras = Extras(),
+) -> BuildResult:
+    """Build the snapshot (generation 0; the publisher numbers it)."""
+    by_app: dict[str, list[Replica]] = {}
+    for r in replicas:
+        if r.container_id not in controls.excluded:
+            by_app.setdefault(r.labels.app, []).append(r)
+
+    routes: list[Route] = []
+    apps: dict[str, AppRouting] = {}
+    problems: list[Problem] = []
+    claimed: dict[str, str] = {}  # host -> app
+    for app in sorted(by_app):
+        group = sorted(by_app[app], key=lambda r: (r.labels.deployment_id, r.name))
+        draining = [r for r in group if r.container_id in controls.draining]
+        serving = [r for r in group if r.container_id not in controls.draining]
+        healthy_ids = {r.labels.deployment_id for r in serving if routable(r.container_id)}
+        candidates = healthy_ids or {r.labels.deployment_id for r in serving}
+        if not candidates:
+            candidates = {r.labels.deployment_id for r in draining}
+        deployment = max(candidates)
+        active = [
+            r for r in serving if r.labels.deployment_id == deployment and routable(r.container_id)
+        ]
+        # Domains come from the newest replica of the active deployment.
+        source = [r for r in group if r.labels.deployment_id == deployment][-1].labels
+        backends = tuple(
+            [_backend(r, "active") for r in active] + [_backend(r, "draining") for r in draining]
+        )
+        hosts: list[str] = []
+        for domain in source.domains:
+            owner = claimed.get(domain.name)
+            if owner == app:
+                continue  # listed twice by the same app
+            if owner is not None:
+                problems.append(_conflict(domain.name, owner, app))
+                continue
+            aliases: list[str] = []
+            for alias in domain.aliases:
+                owner = claimed.get(alias)
+                if alias == domain.name or alias in aliases or owner == app:
+                    continue
+                if owner is not None:
+                    problems.append(_conflict(alias, owner, app))
+                    continue
+                aliases.append(alias)
+            for host in (domain.name, *aliases):
+                claimed[host] = app
+            hosts.append(domain.name)
+            routes.append(
+                Route(
+                    app=app,
+                    domain=domain.name,
+                    aliases=tuple(aliases),
+                    backends=backends,
+                    paused=app in controls.paused,
+                    hold_when_empty=app in controls.hold_when_empty,
+                    tls=domain.name in extras.tls_hosts,
+                )
+            )
+        apps[app] = AppRouting(
+            app,
+            deployment,
+            tuple(r.container_id for r in active),
+            tuple(r.container_id for r in draining),
+            tuple(hosts),
+        )
+    snapshot = Snapshot(
+        api=extras.api, acme_challenge_backend=extras.acme_challenge_backend, routes=tuple(routes)
+    )
+    return BuildResult(snapshot, apps, tuple(problems))
+
+
+def _backend(r: Replica, state: str) -> Backend:
+    return Backend.model_validate(
+        {
+            "address": r.address,
+            "port": r.labels.port,
+            "deployment_id": r.labels.deployment_id,
+            "state": state,
+        }
+    )
+
+
+def _conflict(host: str, owner: str, loser: str) -> Problem:
+    return Problem(
+        f"domain {host}",
+        "dev.haloy.domain",
+        f"claimed by apps {owner!r} and {loser!r}; routed to {owner!r}",
+    )

@@ -1,0 +1,190 @@
+"""The Docker engine, through aiodocker: the one place that talks to dockerd.
+
+Everything foreign (aiodocker's DockerError, aiohttp's connection errors, timeouts) is
+translated here into `RuntimeError_` with a hint, keeping the cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiodocker
+import aiohttp
+
+from haloy.errors import RuntimeError_
+
+DEFAULT_NETWORK = "haloy"
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+# Short calls (ping, list, inspect) that take longer than this mean dockerd is wedged.
+CALL_TIMEOUT = 30.0
+# aiodocker reports connection failures as DockerError with this pseudo status.
+_AIODOCKER_UNREACHABLE = 900
+_START_HINT = (
+    "is dockerd running? start it with `dockerd --iptables=false --ip-masq=false &` "
+    "(or `systemctl start docker`), or point DOCKER_HOST at it"
+)
+
+
+@dataclass(frozen=True)
+class ContainerSummary:
+    """What discovery needs from one container, read from the engine's container list."""
+
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    state: str  # created | running | paused | restarting | exited | dead
+    networks: Mapping[str, str] = field(default_factory=dict)  # network name -> IPv4 address
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> ContainerSummary:
+        """Parse one entry of GET /containers/json."""
+        names = data.get("Names") or [data.get("Id", "")[:12]]
+        nets = (data.get("NetworkSettings") or {}).get("Networks") or {}
+        return cls(
+            id=str(data.get("Id", "")),
+            name=str(names[0]).lstrip("/"),
+            labels=dict(data.get("Labels") or {}),
+            state=str(data.get("State", "")),
+            networks={n: str(v.get("IPAddress") or "") for n, v in nets.items()},
+        )
+
+
+@contextmanager
+def _translate(action: str) -> Iterator[None]:
+    """Turn aiodocker/aiohttp/OS errors into RuntimeError_ naming what we were doing."""
+    try:
+        yield
+    except aiodocker.DockerError as exc:
+        if exc.status == _AIODOCKER_UNREACHABLE:
+            raise RuntimeError_(
+                f"docker: {action} failed: cannot reach the engine ({exc.message})",
+                hint=_START_HINT,
+            ) from exc
+        raise RuntimeError_(
+            f"docker: {action} failed: {exc.message} (HTTP {exc.status})",
+            hint="check the engine's log (journalctl -u docker or dockerd's stderr)",
+        ) from exc
+    except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+        raise RuntimeError_(
+            f"docker: {action} failed: cannot reach the engine ({exc or type(exc).__name__})",
+            hint=_START_HINT,
+        ) from exc
+
+
+class DockerRuntime:
+    """An open connection to one Docker engine."""
+
+    def __init__(self, client: aiodocker.Docker, docker_host: str) -> None:
+        self._client = client
+        self.docker_host = docker_host
+
+    @classmethod
+    async def connect(cls, docker_host: str | None = None) -> DockerRuntime:
+        """Connect to docker_host, else DOCKER_HOST, else the default socket, and ping it."""
+        url = docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+        with _translate(f"connecting to {url}"):
+            # api_version is pinned so connecting never needs a round trip; 1.41 = engine 20.10.
+            client = aiodocker.Docker(url=url, api_version="v1.41")
+        runtime = cls(client, url)
+        try:
+            await runtime.ping()
+        except BaseException:
+            await runtime.close()
+            raise
+        return runtime
+
+    @property
+    def client(self) -> aiodocker.Docker:
+        """The underlying aiodocker client, for callers (the deployer) needing more calls."""
+        return self._client
+
+    async def close(self) -> None:
+        """Release the HTTP session."""
+        await self._client.close()
+
+    async def ping(self) -> None:
+        """Raise RuntimeError_ unless the engine answers."""
+        with _translate(f"ping {self.docker_host}"):
+            async with asyncio.timeout(CALL_TIMEOUT):
+                async with self._client._query("_ping") as resp:
+                    await resp.read()
+
+    async def network_exists(self, name: str) -> bool:
+        """True when a network of this exact name exists."""
+        with _translate(f"looking up network {name!r}"):
+            async with asyncio.timeout(CALL_TIMEOUT):
+                nets = await self._client.networks.list(filters={"name": [name]})
+        return any(n.get("Name") == name for n in nets)
+
+    async def ensure_network(self, name: str = DEFAULT_NETWORK) -> None:
+        """Create an attachable bridge network unless one of this name exists."""
+        if await self.network_exists(name):
+            return
+        try:
+            with _translate(f"creating network {name!r}"):
+                async with asyncio.timeout(CALL_TIMEOUT):
+                    await self._client.networks.create(
+                        {
+                            "Name": name,
+                            "Driver": "bridge",
+                            "Attachable": True,
+                            "CheckDuplicate": True,
+                            "Labels": {"dev.haloy.managed": "true"},
+                        }
+                    )
+        except RuntimeError_:
+            # Lost a race with another creator: fine if it now exists.
+            if not await self.network_exists(name):
+                raise
+
+    async def remove_network(self, name: str) -> None:
+        """Remove a network; a missing one is not an error."""
+        with _translate(f"removing network {name!r}"):
+            try:
+                net = await self._client.networks.get(name)
+                await net.delete()
+            except aiodocker.DockerError as exc:
+                if exc.status != 404:
+                    raise
+
+    async def list_containers(
+        self, label: str | None = None, *, all_states: bool = True
+    ) -> list[ContainerSummary]:
+        """Containers (all states by default), optionally only those carrying `label`."""
+        filters = {"label": [label]} if label else {}
+        with _translate("listing containers"):
+            async with asyncio.timeout(CALL_TIMEOUT):
+                async with self._client._query(
+                    "containers/json",
+                    params={"all": "1" if all_states else "0", "filters": json.dumps(filters)},
+                ) as resp:
+                    data = await resp.json()
+        return [ContainerSummary.from_api(c) for c in data]
+
+    async def events(
+        self,
+        filters: Mapping[str, list[str]] | None = None,
+        on_open: Callable[[], None] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Stream engine events as dicts until the engine goes away (then RuntimeError_).
+
+        `on_open` runs once the engine has accepted the subscription, so a caller can resync
+        knowing no later event will be missed.
+        """
+        params = {"filters": json.dumps(dict(filters or {}))}
+        with _translate("streaming events"):
+            async with self._client._query(
+                "events", params=params, timeout=aiohttp.ClientTimeout(total=None)
+            ) as resp:
+                if on_open is not None:
+                    on_open()
+                async for line in resp.content:
+                    if line.strip():
+                        yield json.loads(line)
+        raise RuntimeError_("docker: the event stream ended", hint=_START_HINT)
