@@ -37,11 +37,11 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 # A held request waits at most this long by default: long enough for a replace deploy of a
 # small app to start and pass its first health check, short of typical client timeouts (60 s).
 DEFAULT_HOLD_TIMEOUT = 30.0

@@ -1,0 +1,149 @@
+"""State, flow control, timers and tunnel plumbing of one client connection.
+
+`ClientProtocol` (client.py) adds the HTTP parsing and the exchange queue on top.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING
+
+from haloy.proxy.exchange import Exchange
+
+if TYPE_CHECKING:
+    from haloy.proxy.service import ProxyService
+    from haloy.proxy.upstream import UpstreamProtocol
+
+INF = float("inf")
+# Pause reasons (a bit set: reading resumes when no reason is left).
+P_UPSTREAM = 1  # the backend is not reading the request body fast enough
+P_QUEUE = 2  # pipelined requests or a body wait behind the current exchange
+
+
+class ClientConnection(asyncio.Protocol):
+    """A client connection's transport state; one lazily re-armed timer per connection."""
+
+    def __init__(self, service: ProxyService, scheme: bytes) -> None:
+        self.service = service
+        self.limits = service.limits
+        self.scheme = scheme
+        self.transport: asyncio.Transport | None = None
+        self.queue: deque[Exchange] = deque()
+        self.cur: Exchange | None = None
+        self.closed = False
+        self.stopped = False  # no more requests are read on this connection
+        self.paused = 0
+        self.writing_paused = False
+        self.tunnel: UpstreamProtocol | None = None
+        self.pending_tunnel: list[bytes] | None = None
+        self.client_eof = False
+        self.upstream_eof = False
+        self.head_raw = 0
+        self.deadline = INF
+        self.timer: asyncio.TimerHandle | None = None
+        self.client_ip = b"unknown"
+        self.loopback = False
+
+    def _fail(self, status: int) -> None:
+        """Answer `status` in turn, then close (the HTTP layer implements it)."""
+        raise NotImplementedError
+
+    # -- tunnels ---------------------------------------------------------------------------
+    def start_tunnel(self, ex: Exchange, up: UpstreamProtocol) -> None:
+        """The backend answered 101: bytes now flow raw both ways."""
+        self.queue.clear()
+        self.tunnel = up
+        self.service.tunnel_opened(ex, up)
+        pending, self.pending_tunnel = self.pending_tunnel or [], None
+        data = b"".join(pending)
+        if data:
+            up.write(data)
+        self.paused &= ~P_QUEUE
+        if not self.paused and self.transport is not None:
+            self.transport.resume_reading()
+
+    def tunnel_eof(self) -> None:
+        """The backend half-closed the tunnel."""
+        self.upstream_eof = True
+        if self.client_eof:
+            self._close_tunnel()
+        elif self.transport is not None and not self.closed:
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            else:
+                self.transport.close()
+
+    def _close_tunnel(self) -> None:
+        """Both directions ended: close both connections."""
+        if self.tunnel is not None:
+            self.tunnel.close()
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def tunnel_closed(self) -> None:
+        """The backend side of the tunnel is gone."""
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    # -- flow control and timers -----------------------------------------------------------
+    def pause_reading_for_upstream(self) -> None:
+        """The backend is slow to take the request body."""
+        self._pause(P_UPSTREAM)
+
+    def resume_reading_for_upstream(self) -> None:
+        """The backend caught up."""
+        self._resume(P_UPSTREAM)
+
+    def _pause(self, reason: int) -> None:
+        if not self.paused and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self.paused |= reason
+
+    def _resume(self, reason: int) -> None:
+        if not self.paused & reason:
+            return
+        self.paused &= ~reason
+        if not self.paused and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def _arm(self, delay: float) -> None:
+        self._set_deadline(self.service.now() + delay)
+
+    def _set_deadline(self, deadline: float) -> None:
+        self.deadline = deadline
+        timer = self.timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self.timer = self.service.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        if self.closed:
+            return
+        now = self.service.now()
+        if now >= self.deadline:
+            if self.cur is not None and not self.queue:
+                self._fail(408)  # slow head (slowloris): RFC 9110 §15.5.9
+            elif not self.queue:
+                self.abort_idle()
+            return
+        nxt = self.deadline if self.deadline != INF else now + self.limits.header_timeout
+        self.timer = self.service.loop.call_at(nxt, self._on_timer)
+
+    def abort_idle(self) -> None:
+        """Close an idle keep-alive connection (timeout or shutdown)."""
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection now (a response was cut off)."""
+        self.stopped = True
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    @property
+    def idle(self) -> bool:
+        """No request in progress: safe to close at shutdown."""
+        return not self.queue and self.cur is None and self.tunnel is None

@@ -1,0 +1,110 @@
+"""The control socket: a unix stream socket (0600) speaking JSON lines.
+
+    {"op":"put_snapshot","snapshot":{...}} -> {"ok":true,"config_hash":...,"generation":N}
+    {"op":"status"}                        -> {"ok":true,"config_hash":...,"routes":[...],...}
+    {"op":"reload_certs"}                  -> {"ok":true,"certificates":N}
+Errors never close the socket: the reply is {"ok":false,"error":"<reason>"}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from haloy.proxy.control_client import LINE_LIMIT
+from haloy.proxy.snapshot import SnapshotError, parse_snapshot
+
+log = logging.getLogger("haloy.proxy.control")
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class LocalControl:
+    """Answers control requests from one worker's service."""
+
+    def __init__(self, service: Any, reload_certs: Callable[[], int] | None) -> None:
+        self.service = service
+        self.reload_certs = reload_certs
+
+    async def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Dispatch one request by its `op`."""
+        op = request.get("op")
+        if op == "status":
+            return dict(self.service.status())
+        if op == "put_snapshot":
+            raw = request.get("snapshot")
+            if not isinstance(raw, dict):
+                return {"ok": False, "error": "put_snapshot needs a 'snapshot' object"}
+            try:
+                snap = parse_snapshot(raw)
+            except SnapshotError as exc:
+                return {"ok": False, "error": str(exc)}
+            table = self.service.put_snapshot(snap)
+            log.info("route snapshot generation %d (%s)", table.generation, table.config_hash[:12])
+            return {"ok": True, "config_hash": table.config_hash, "generation": table.generation}
+        if op == "reload_certs":
+            if self.reload_certs is None:
+                return {"ok": True, "certificates": 0}
+            return {"ok": True, "certificates": self.reload_certs()}
+        return {"ok": False, "error": f"unknown op {op!r}"}
+
+
+class ControlServer:
+    """Serves `handler` on a unix socket created with mode 0600."""
+
+    def __init__(self, path: Path, handler: Handler) -> None:
+        self.path = path
+        self.handler = handler
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        """Bind the socket (replacing a stale one) and start serving."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        old = os.umask(0o177)  # no window in which the socket is group/world accessible
+        try:
+            self.server = await asyncio.start_unix_server(
+                self._serve, str(self.path), limit=LINE_LIMIT
+            )
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+
+    async def close(self) -> None:
+        """Stop serving and remove the socket file."""
+        if self.server is not None:
+            self.server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.server.wait_closed(), 1.0)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                writer.write(json.dumps(await self._answer(line)).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, ValueError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    async def _answer(self, line: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(line)
+        except ValueError as exc:
+            return {"ok": False, "error": f"invalid JSON: {exc}"}
+        if not isinstance(request, dict):
+            return {"ok": False, "error": "a request is a JSON object"}
+        try:
+            return await self.handler(request)
+        except Exception as exc:  # a bad request must never take the proxy down
+            log.exception("control request failed")
+            return {"ok": False, "error": f"internal error: {exc}"}

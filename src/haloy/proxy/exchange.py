@@ -1,0 +1,52 @@
+"""One request/response exchange on a client connection (mutable, per request, slotted)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from haloy.proxy.client import ClientProtocol
+    from haloy.proxy.routes import BackendState, RouteEntry
+    from haloy.proxy.upstream import UpstreamProtocol
+
+PROXY = 0  # an app route
+API = 1  # the haloyd API (503 when down)
+ACME = 2  # the ACME HTTP-01 challenge responder
+
+
+class Exchange:
+    """Request state from head to response end; the client queues these in pipeline order.
+
+    Defaults live on the class so creating one per request assigns only three fields.
+    """
+
+    method = b""
+    url = b""
+    host = b""
+    headers_done = False
+    request_done = False
+    keep_alive = True
+    chunked = False
+    upgrade: bytes | None = None
+    head = b""  # the rewritten head, kept for one retry of a body-less request
+    out_size = 0
+    kind = PROXY
+    entry: RouteEntry | None = None
+    backend: BackendState | None = None
+    counted = False  # backend.inflight was incremented for this exchange
+    upstream: UpstreamProtocol | None = None
+    local: bytes | None = None  # a response the proxy answers itself
+    close_after = False
+    cancelled = False
+    reused = False
+    retried = False
+    status = 0
+    resp_bytes = 0
+    started = 0.0
+    hold_timer: Any = None
+    trailers: list[tuple[bytes, bytes]] | None = None
+
+    def __init__(self, client: ClientProtocol) -> None:
+        self.client = client
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.out: list[bytes] | None = []  # bytes waiting for the upstream; None discards

@@ -1,0 +1,134 @@
+"""Request head rewriting (pure): what the proxy sends upstream for a parsed client head.
+
+RFC 9110 §7.6.1: hop-by-hop fields (Connection, the fields it names, Keep-Alive, TE, Upgrade
+unless upgrading, Proxy-*) are not forwarded. X-Forwarded-For is appended to, X-Forwarded-Proto
+and X-Forwarded-Host are set by us, a client-supplied X-Real-IP is dropped (apps trust it).
+Transfer-Encoding and Content-Length stay: the body is forwarded with the framing it came in.
+"""
+
+from __future__ import annotations
+
+_DROP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"proxy-authorization",
+        b"x-real-ip",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+    }
+)
+# Connection tokens that name no header to strip.
+_CONNECTION_OPTIONS = frozenset({b"close", b"keep-alive", b"upgrade"})
+
+
+# Field names the rewrite looks at; every other field is forwarded untouched.
+_HOST, _XFF, _TE, _CL, _CONN, _DROPPED = range(6)
+_SPECIAL = {
+    b"host": _HOST,
+    b"x-forwarded-for": _XFF,
+    b"transfer-encoding": _TE,
+    b"content-length": _CL,
+    b"connection": _CONN,
+    **{name: _DROPPED for name in _DROP if name != b"connection"},
+}
+_REQUEST_LINE_END = {b"1.1": b" HTTP/1.1\r\n", b"1.0": b" HTTP/1.0\r\n"}
+
+
+# (head, host, chunked, has_body, error): a plain tuple, built once per request on the hot path;
+# `error` is non-empty when the request is malformed (400) and says why.
+RequestHead = tuple[bytes, bytes, bool, bool, str]
+
+
+def rewrite_request(
+    method: bytes,
+    url: bytes,
+    version: bytes,
+    headers: list[tuple[bytes, bytes]],
+    client_ip: bytes,
+    scheme: bytes,
+    upgrade: bytes | None = None,
+) -> RequestHead:
+    """Build the upstream head; `upgrade` is the Upgrade value when tunnelling is requested."""
+    host = b""
+    hosts = 0
+    xff = b""
+    chunked = False
+    has_body = False
+    named: set[bytes] | None = None
+    parts = [method, b" ", url, _REQUEST_LINE_END.get(version, b" HTTP/1.0\r\n")]
+    special = _SPECIAL.get
+    # One pass (this is the hot path): most fields are not special and are copied as they are.
+    for name, value in headers:
+        kind = special(name.lower())
+        if kind is None:
+            parts += (name, b": ", value, b"\r\n")
+            continue
+        if kind == _HOST:
+            hosts += 1
+            host = value
+        elif kind == _XFF:
+            xff = value if not xff else xff + b", " + value
+            continue
+        elif kind == _TE:
+            has_body = True
+            chunked = value.lower().rstrip().endswith(b"chunked")
+        elif kind == _CL:
+            has_body = has_body or value.strip() not in (b"0", b"")
+        elif kind == _CONN:
+            for token in value.lower().split(b","):
+                token = token.strip()
+                if token and token not in _CONNECTION_OPTIONS:
+                    named = named or set()
+                    named.add(token)
+            continue
+        else:
+            continue
+        parts += (name, b": ", value, b"\r\n")
+    if hosts > 1:
+        return (b"", host, chunked, has_body, "more than one Host header")
+    if version == b"1.1" and hosts == 0:
+        return (b"", host, chunked, has_body, "missing Host header")
+    if named:
+        # Rare: Connection names more fields to strip (RFC 9110 §7.6.1); filter the copies.
+        parts = parts[:4] + [
+            p
+            for name, value in headers
+            if name.lower() not in named and special(name.lower()) in (None, _HOST, _TE, _CL)
+            for p in (name, b": ", value, b"\r\n")
+        ]
+    parts += (
+        b"X-Forwarded-For: ",
+        xff + b", " + client_ip if xff else client_ip,
+        b"\r\nX-Forwarded-Proto: ",
+        scheme,
+        b"\r\nX-Forwarded-Host: ",
+        host,
+        b"\r\n",
+    )
+    if upgrade is not None:
+        parts += (b"Connection: upgrade\r\nUpgrade: ", upgrade, b"\r\n")
+    parts.append(b"\r\n")
+    return (b"".join(parts), host, chunked, has_body, "")
+
+
+def upgrade_value(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The client's Upgrade field value, if any."""
+    for name, value in headers:
+        if name.lower() == b"upgrade":
+            return value
+    return None
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (RFC 9112 §7.1)."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def last_chunk(trailers: list[tuple[bytes, bytes]]) -> bytes:
+    """The terminating chunk with any trailer fields."""
+    return b"0\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in trailers) + b"\r\n"

@@ -1,0 +1,52 @@
+"""Timeouts and size limits of the data plane, as named defaults with the reason for each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# A client gets this long to send a complete request head (slowloris defence); nginx's
+# client_header_timeout is 60 s, but a head that needs more than 15 s on any real link is hostile.
+HEADER_TIMEOUT = 15.0
+# Idle keep-alive client connections are closed after this long (nginx keepalive_timeout 75 s,
+# Go net/http IdleTimeout commonly 60 s).
+KEEPALIVE_TIMEOUT = 60.0
+# Opening a TCP connection to a container on the same host takes microseconds; 5 s only
+# covers a saturated backend's accept queue.
+CONNECT_TIMEOUT = 5.0
+# Time from sending a request to the backend's response head (nginx proxy_read_timeout 60 s).
+RESPONSE_HEADER_TIMEOUT = 60.0
+# Idle pooled upstream connections are dropped after this long, below the 75 s keep-alive
+# that common app servers (nginx, gunicorn's 2 s excepted) use, so we rarely reuse a closed one.
+UPSTREAM_IDLE_TIMEOUT = 30.0
+# Idle connections kept per backend (nginx `keepalive 32` is the usual recommendation).
+UPSTREAM_MAX_IDLE = 64
+# Request head size cap; nginx large_client_header_buffers 4×8k, Node 16 KiB, Go 1 MiB.
+MAX_HEADER_BYTES = 32 * 1024
+# Request-line (URL) cap: nginx answers 414 beyond 8 KiB by default.
+MAX_URL_BYTES = 8 * 1024
+# Concurrent client connections per worker; far above what one core serves, a guard only.
+MAX_CONNECTIONS = 20_000
+# A backend that refused a connection is skipped this long (passive ejection).
+EJECT_SECONDS = 5.0
+# Requests held per route while it is paused or empty; beyond this they get 503 at once.
+HOLD_QUEUE = 1024
+# Graceful shutdown: in-flight requests get this long after SIGTERM.
+SHUTDOWN_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Every timeout and limit the proxy enforces."""
+
+    header_timeout: float = HEADER_TIMEOUT
+    keepalive_timeout: float = KEEPALIVE_TIMEOUT
+    connect_timeout: float = CONNECT_TIMEOUT
+    response_header_timeout: float = RESPONSE_HEADER_TIMEOUT
+    upstream_idle_timeout: float = UPSTREAM_IDLE_TIMEOUT
+    upstream_max_idle: int = UPSTREAM_MAX_IDLE
+    max_header_bytes: int = MAX_HEADER_BYTES
+    max_url_bytes: int = MAX_URL_BYTES
+    max_connections: int = MAX_CONNECTIONS
+    eject_seconds: float = EJECT_SECONDS
+    hold_queue: int = HOLD_QUEUE
+    shutdown_timeout: float = SHUTDOWN_TIMEOUT

@@ -1,0 +1,246 @@
+"""The backend side of a proxied exchange: response framing, pooling rules, tunnels.
+
+Responses are forwarded as received (one write per chunk read); httptools only tells us where
+the message ends. A connection goes back to its backend's LIFO pool only when the response
+ended cleanly, both sides wanted keep-alive, no extra bytes followed it and it is not paused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import httptools
+
+from haloy.proxy.routes import BackendState
+
+if TYPE_CHECKING:
+    from haloy.proxy.exchange import Exchange
+    from haloy.proxy.service import ProxyService
+
+_INF = float("inf")
+
+
+class _HeadResponseDone(Exception):
+    """Raised from a parser callback: a HEAD response has no body, whatever its framing says."""
+
+
+class UpstreamProtocol(asyncio.Protocol):
+    """One connection to a backend, serving one exchange at a time."""
+
+    def __init__(self, service: ProxyService, backend: BackendState) -> None:
+        self.service = service
+        self.backend = backend
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.ex: Exchange | None = None
+        self.closed = False
+        self.pooled = False
+        self.tunnel = False
+        self.reading_paused = False
+        self.writing_paused = False
+        self.deadline = _INF
+        self.timer: asyncio.TimerHandle | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.informational = False
+        self.final = False
+        self.complete = False
+        self.extra = False
+        self.broken = False  # the parser cannot be reused (HEAD shortcut)
+        self.keep_alive = True
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        ex = self.ex
+        if ex is None:  # unsolicited bytes on an idle pooled connection: unusable
+            self.close()
+            return
+        client = ex.client
+        if self.tunnel:
+            client.transport.write(data)  # type: ignore[union-attr]
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if not (self.final and ex.status == 101 and ex.upgrade is not None):
+                self._bad_response(ex)
+                return
+            ex.resp_bytes += len(data)
+            client.transport.write(data)  # type: ignore[union-attr]
+            self.tunnel = True
+            self.deadline = _INF
+            client.start_tunnel(ex, self)
+            return
+        except httptools.HttpParserCallbackError as exc:
+            if not isinstance(exc.__context__, _HeadResponseDone):
+                self._bad_response(ex)
+                return
+        except httptools.HttpParserError:
+            self._bad_response(ex)
+            return
+        ex.resp_bytes += len(data)
+        client.transport.write(data)  # type: ignore[union-attr]
+        if self.complete:
+            self._finish(ex)
+
+    def eof_received(self) -> bool | None:
+        if self.tunnel and self.ex is not None:
+            self.ex.client.tunnel_eof()
+            return True  # keep our write side open: half-close (RFC 9293 §3.6)
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        ex = self.ex
+        if ex is None:
+            return
+        self.ex = None
+        if self.tunnel:
+            self.backend.tunnels.discard(self)
+            ex.client.tunnel_closed()
+        elif ex.resp_bytes == 0:
+            ex.client.upstream_failed(ex, self)
+        else:
+            # Close-delimited end (RFC 9112 §6.3 rule 8) or a truncated response: either way
+            # the client connection cannot carry another response.
+            ex.client.response_done(ex, self, reusable=False, keep_alive=False)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        if self.ex is not None:
+            self.ex.client.pause_reading_for_upstream()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.ex is not None:
+            self.ex.client.resume_reading_for_upstream()
+
+    # -- httptools callbacks ---------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.extra = True
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        ex = self.ex
+        assert ex is not None
+        if 100 <= status < 200 and status != 101:
+            self.informational = True
+            return
+        self.final = True
+        ex.status = status
+        self.deadline = _INF
+        if ex.method == b"HEAD":
+            self.complete = True
+            self.broken = True
+            self.keep_alive = self.parser.should_keep_alive()
+            raise _HeadResponseDone
+
+    def on_message_complete(self) -> None:
+        if self.informational:
+            self.informational = False
+            return
+        self.complete = True
+        self.keep_alive = self.parser.should_keep_alive()
+
+    # -- exchange lifecycle ----------------------------------------------------------------
+    def bind(self, ex: Exchange) -> None:
+        """Serve `ex` on this connection; arms the response-header timeout."""
+        self.ex = ex
+        self.pooled = False
+        if self.broken:
+            self.parser = httptools.HttpResponseParser(self)
+        self._reset()
+        self.deadline = self.service.now() + self.service.limits.response_header_timeout
+        if self.timer is None:
+            self.timer = self.service.loop.call_at(self.deadline, self._on_timer)
+
+    def _finish(self, ex: Exchange) -> None:
+        reusable = (
+            not self.extra
+            and not self.broken
+            and self.keep_alive
+            and ex.request_done
+            and not self.reading_paused
+            and not self.writing_paused
+        )
+        self.ex = None
+        ex.client.response_done(ex, self, reusable=reusable, keep_alive=self.keep_alive)
+
+    def _bad_response(self, ex: Exchange) -> None:
+        self.service.count_upstream_error("bad_response", self.backend)
+        self.ex = None
+        self.abort()
+        if ex.resp_bytes == 0:
+            ex.client.local_error(ex, 502, sent=True)
+        else:
+            ex.client.abort()
+
+    def park(self) -> None:
+        """Put this connection back in its backend's pool (or close it if the pool is full)."""
+        if len(self.backend.idle) >= self.service.limits.upstream_max_idle or self.backend.draining:
+            self.close()
+            return
+        self.pooled = True
+        self.deadline = self.service.now() + self.service.limits.upstream_idle_timeout
+        if self.timer is None:
+            self.timer = self.service.loop.call_at(self.deadline, self._on_timer)
+        self.backend.idle.append(self)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        if self.closed:
+            return
+        now = self.service.now()
+        if now < self.deadline:
+            if self.deadline != _INF:
+                self.timer = self.service.loop.call_at(self.deadline, self._on_timer)
+            return
+        ex = self.ex
+        if self.pooled or ex is None:
+            self.close()
+            return
+        self.ex = None
+        self.abort()
+        if ex.resp_bytes == 0:
+            self.service.count_upstream_error("timeout", self.backend)
+            ex.client.local_error(ex, 504, sent=True)
+        else:
+            ex.client.abort()
+
+    def pause_reading(self) -> None:
+        """Stop reading from the backend (the client is not keeping up)."""
+        if not self.reading_paused and self.transport is not None and not self.closed:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read from the backend again."""
+        if self.reading_paused and self.transport is not None and not self.closed:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def write(self, data: bytes) -> None:
+        """Send request bytes to the backend."""
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        """Close after flushing."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection now."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
