@@ -25,6 +25,7 @@ from haloy.daemon.api import (
     make_server,
     serve_api,
 )
+from haloy.daemon.api.problems import ApiProblem
 from haloy.store import DeploymentStore
 
 TOKEN = "t0ken-for-tests-0123456789abcdef"
@@ -42,6 +43,23 @@ APPS = [
     ),
     AppStatus(name="api"),
 ]
+
+
+class UnavailableDeployer:
+    """A DeployService for API-only tests: mounts the deploy endpoints, refuses with 503.
+
+    The real deployer is tested against dockerd in tests/daemon/test_deployer_*.py.
+    """
+
+    async def submit(self, spec: Any, *, rolled_back_from: str | None = None) -> Any:
+        raise ApiProblem(503, "no deployer in this test")
+
+    async def rollback(self, app: str, deployment_id: str, env: Any = None) -> Any:
+        raise ApiProblem(503, "no deployer in this test")
+
+    async def stop_app(self, app: str, remove_containers: bool = False,
+                       remove_volumes: bool = False) -> list[str]:
+        raise ApiProblem(503, "no deployer in this test")
 
 
 @dataclass
@@ -75,7 +93,7 @@ async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
         events = EventHub()
         layers = LayerStore(tmp_path / "layers", min_free_bytes=min_free_bytes)
         app = create_api(TOKEN, status or StaticStatus(APPS), store, events=events, layers=layers,
-                         limits=limits or ApiLimits())
+                         limits=limits or ApiLimits(), deployer=UnavailableDeployer())
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         # Listening before uvicorn starts: connections queue in the backlog until it accepts,

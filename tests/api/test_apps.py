@@ -19,7 +19,10 @@ async def test_version_lists_capabilities(api: RunningApi) -> None:
     assert r.json() == {
         "version": __version__,
         "apiVersion": "v1",
-        "capabilities": ["apps", "deployments.events", "deployments.history", "images.layers"],
+        "capabilities": [
+            "apps", "apps.stop", "deployments", "deployments.events", "deployments.history",
+            "deployments.rollback", "images.layers",
+        ],
     }
 
 

@@ -4,7 +4,9 @@ Per app, the active deployment is the newest deployment id (ULIDs sort by time) 
 least one routable replica; when none has, the newest one (its route then has no active
 backend, and the proxy answers 502 or holds). So a deploy's new container takes over only
 once healthy, and an app whose replicas all fail keeps its route. Replicas the deployer marks
-draining stay in the route as "draining" until it stops them.
+draining stay in the route as "draining" until it stops them. While a deploy runs, the
+deployer pins the app's active set (`Controls.pinned`): exactly those routable containers
+serve, old and new side by side, so a rolling deploy moves traffic one replica at a time.
 
 A host claimed by two apps goes to the app whose name sorts first; the other claim is
 reported and dropped (its whole route when it is that route's canonical domain).
@@ -12,7 +14,7 @@ reported and dropped (its whole route when it is that route's canonical domain).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from haloy.proxy.snapshot import ApiRoute, Backend, Endpoint, Route, Snapshot
@@ -46,6 +48,8 @@ class Controls:
     excluded: frozenset[str] = frozenset()  # container ids on their way out: never routed
     paused: frozenset[str] = frozenset()  # app names: hold requests (replace deploys)
     hold_when_empty: frozenset[str] = frozenset()  # app names
+    # app name -> container ids a running deploy routes (old and new side by side).
+    pinned: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,10 @@ def build_routes(
         active = [
             r for r in serving if r.labels.deployment_id == deployment and routable(r.container_id)
         ]
+        pins = controls.pinned.get(app, frozenset())
+        pinned = [r for r in serving if r.container_id in pins and routable(r.container_id)]
+        if pinned:
+            active, deployment = pinned, max(r.labels.deployment_id for r in pinned)
         # Domains come from the newest replica of the active deployment.
         source = [r for r in group if r.labels.deployment_id == deployment][-1].labels
         backends = tuple(

@@ -143,9 +143,14 @@ class Containers:
         with _translate(f"creating container {spec.name}"):
             async with asyncio.timeout(CALL_TIMEOUT):
                 container = await self.client.containers.create(spec.to_api(), name=spec.name)
-        with _translate(f"starting container {spec.name}"):
-            async with asyncio.timeout(CALL_TIMEOUT):
-                await container.start()
+        try:
+            with _translate(f"starting container {spec.name}"):
+                async with asyncio.timeout(CALL_TIMEOUT):
+                    await container.start()
+        except BaseException:
+            # Nobody holds its id yet: remove it here or it would be left behind.
+            await self.remove(str(container.id))
+            raise
         return str(container.id)
 
     async def inspect(self, cid: str) -> ContainerState | None:

@@ -10,6 +10,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
+from haloy.daemon.api.deploys import DeployHandlers, DeployService
 from haloy.daemon.api.endpoints import ENDPOINTS
 from haloy.daemon.api.events import EventHub
 from haloy.daemon.api.handlers import SSE_HEARTBEAT_S, Handlers
@@ -49,14 +50,23 @@ def create_api(
     layers: LayerStore | None = None,
     limits: ApiLimits = ApiLimits(),
     public_routes: Sequence[BaseRoute] = (),
+    deployer: DeployService | None = None,
 ) -> ASGIApp:
-    """Build the API app; `public_routes` (e.g. the ACME HTTP-01 answer) skip the token."""
+    """Build the API app; `public_routes` (e.g. the ACME HTTP-01 answer) skip the token.
+
+    Deploy, rollback and stop are mounted only with a `deployer`; layer uploads only with
+    `layers`.
+    """
     if len(token) < MIN_TOKEN_LENGTH:
         raise ConfigError(
             f"the API token is too short ({len(token)} characters, need {MIN_TOKEN_LENGTH})",
             hint="run `haloyd init` to generate a token into the config dir's .env",
         )
-    mounted = [ep for ep in ENDPOINTS if layers is not None or not ep.needs_layers]
+    mounted = [
+        ep for ep in ENDPOINTS
+        if (layers is not None or not ep.needs_layers)
+        and (deployer is not None or not ep.needs_deployer)
+    ]
     capabilities = sorted({ep.capability for ep in mounted if ep.capability})
     handlers = Handlers(
         status_provider,
@@ -67,12 +77,20 @@ def create_api(
         build_openapi(mounted),
         limits.sse_heartbeat_s,
     )
+    deploys = DeployHandlers(deployer) if deployer is not None else None
     routes: dict[str, Route] = {}
     for ep in mounted:
+        owner = deploys if ep.needs_deployer else handlers
         routes[ep.handler] = Route(
-            ep.path, getattr(handlers, ep.handler), methods=[ep.method], name=ep.handler
+            ep.path, getattr(owner, ep.handler), methods=[ep.method], name=ep.handler
         )
-    fallback = Route("/v1/apps/{rest:path}", handlers.apps_fallback, name="apps_fallback")
+    # Every method: a bad app name in any /v1/apps/ path answers 400, not 405.
+    fallback = Route(
+        "/v1/apps/{rest:path}",
+        handlers.apps_fallback,
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        name="apps_fallback",
+    )
     public = [routes[ep.handler] for ep in mounted if ep.public] + list(public_routes)
     large = [(routes[ep.handler], limits.max_layer_bytes) for ep in mounted if ep.large_body]
     return Starlette(

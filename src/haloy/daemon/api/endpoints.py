@@ -9,12 +9,17 @@ from pydantic import BaseModel
 from haloy.daemon.api.schemas import (
     AppList,
     AppStatus,
+    DeployAccepted,
     DeploymentEvent,
     DeploymentList,
+    DeployRequest,
     Health,
     LayerCheckRequest,
     LayerCheckResponse,
     LayerStored,
+    RollbackRequest,
+    StopRequest,
+    StopResult,
     VersionInfo,
 )
 
@@ -42,6 +47,7 @@ class Endpoint:
     capability: str | None = None
     needs_layers: bool = False
     large_body: bool = False
+    needs_deployer: bool = False
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -110,5 +116,40 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         capability="images.layers",
         needs_layers=True,
         large_body=True,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/deploy",
+        "deploy",
+        "Start a deployment (rolling or replace); 409 while one of the app runs.",
+        DeployAccepted,
+        status=202,
+        request=DeployRequest,
+        errors=(400, 409, 413, 422),
+        capability="deployments",
+        needs_deployer=True,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/apps/{app}/rollback",
+        "rollback",
+        "Deploy a kept deployment's image digest and stored config again, as a new deployment.",
+        DeployAccepted,
+        status=202,
+        request=RollbackRequest,
+        errors=(400, 404, 409, 422),
+        capability="deployments.rollback",
+        needs_deployer=True,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/apps/{app}/stop",
+        "stop",
+        "Take an app out of the routes and stop (or remove) its containers.",
+        StopResult,
+        request=StopRequest,
+        errors=(400, 409, 422),
+        capability="apps.stop",
+        needs_deployer=True,
     ),
 )

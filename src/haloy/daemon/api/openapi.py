@@ -25,6 +25,7 @@ _ERROR_TEXT = {
     400: "Invalid name, digest or parameter.",
     401: "Missing or wrong bearer token.",
     404: "Not found.",
+    409: "A deployment of this app is running (or the deployment cannot be used).",
     413: "Request body too large.",
     422: "Request body does not match the schema.",
     429: "Too many requests; see Retry-After.",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -157,3 +157,77 @@ class LayerStored(Schema):
     digest: str
     size: int
     stored: bool = Field(description="false when the server already had the layer")
+
+
+# -- deployments --------------------------------------------------------------------------
+
+# Bounds that keep one request from asking the server for something absurd.
+MAX_REPLICAS = 100
+MAX_DEADLINE_S = 3600.0
+
+
+class DomainIn(Schema):
+    """A canonical domain of a deploy request, with the aliases redirecting to it."""
+
+    domain: str
+    aliases: list[str] = []
+
+
+class RegistryLogin(Schema):
+    """Credentials to pull the image (used for this pull only, never stored)."""
+
+    server: str | None = Field(None, description="Registry host; default: the image's")
+    username: str
+    password: str
+
+
+class DeployRequest(Schema):
+    """POST /v1/deploy: one app's version, with env already resolved by the client."""
+
+    app: str
+    image: str = Field(min_length=1, description="Image present on the server (or pullable)")
+    domains: list[DomainIn] = Field(min_length=1)
+    replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
+    port: int = Field(8080, ge=1, le=65535)
+    health_check_path: str = "/"
+    min_ready_seconds: float = Field(0.0, ge=0, le=600)
+    env: dict[str, str] = Field({}, description="Plaintext env; history keeps only the names")
+    volumes: list[str] = []
+    strategy: Literal["rolling", "replace"] = "rolling"
+    pull_policy: Literal["always", "if_missing", "never"] = "if_missing"
+    history_count: int = Field(6, ge=1, le=1000)
+    deadline_seconds: float = Field(
+        300.0, gt=0, le=MAX_DEADLINE_S, description="Health deadline; excludes image transfer"
+    )
+    config: dict[str, Any] = Field({}, description="The client's config with secret references")
+    registry: RegistryLogin | None = None
+
+
+class DeployAccepted(Schema):
+    """A deployment was accepted; follow `eventsUrl` for its progress."""
+
+    deployment_id: str
+    app: str
+    events_url: str
+
+
+class RollbackRequest(Schema):
+    """POST /v1/apps/{app}/rollback: redeploy a kept deployment's digest and stored config."""
+
+    deployment_id: str
+    env: dict[str, str] = Field({}, description="Env re-resolved by the client")
+
+
+class StopRequest(Schema):
+    """POST /v1/apps/{app}/stop."""
+
+    remove_containers: bool = False
+    remove_volumes: bool = Field(False, description="Also the containers' anonymous volumes")
+
+
+class StopResult(Schema):
+    """The containers that were stopped (or removed)."""
+
+    app: str
+    containers: list[str]
+    removed: bool
