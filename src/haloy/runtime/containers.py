@@ -8,15 +8,14 @@ tell that case apart.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiodocker
-import aiohttp
 
 from haloy.errors import RuntimeError_
+from haloy.runtime.docker import translate_errors
 
 # Creating, starting and inspecting are quick; a slower engine is wedged.
 CALL_TIMEOUT = 30.0
@@ -25,22 +24,6 @@ PULL_TIMEOUT = 600.0
 # Seconds between SIGTERM and SIGKILL on stop (docker's own default is 10).
 STOP_GRACE_S = 10
 RESTART_POLICY = "unless-stopped"
-
-
-@contextmanager
-def _translate(action: str) -> Iterator[None]:
-    try:
-        yield
-    except aiodocker.DockerError as exc:
-        raise RuntimeError_(
-            f"docker: {action} failed: {exc.message} (HTTP {exc.status})",
-            hint="check the engine's log (journalctl -u docker or dockerd's stderr)",
-        ) from exc
-    except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-        raise RuntimeError_(
-            f"docker: {action} failed: {exc or type(exc).__name__}",
-            hint="is dockerd running and reachable on DOCKER_HOST?",
-        ) from exc
 
 
 @dataclass(frozen=True)
@@ -103,7 +86,7 @@ class Containers:
     async def image(self, ref: str) -> ImageInfo | None:
         """The local image `ref` (name:tag or id), or None when absent."""
         try:
-            with _translate(f"inspecting image {ref}"):
+            with translate_errors(f"inspecting image {ref}"):
                 async with asyncio.timeout(CALL_TIMEOUT):
                     data = await self.client.images.inspect(ref)
         except RuntimeError_ as exc:
@@ -114,20 +97,20 @@ class Containers:
 
     async def pull(self, ref: str, auth: Mapping[str, str] | None = None) -> None:
         """Pull `ref` from its registry."""
-        with _translate(f"pulling {ref}"):
+        with translate_errors(f"pulling {ref}"):
             await self.client.images.pull(ref, auth=dict(auth) if auth else None,
                                           timeout=PULL_TIMEOUT)
 
     async def tag(self, image: str, repo: str, tag: str) -> None:
         """Tag `image` as repo:tag."""
-        with _translate(f"tagging {image} as {repo}:{tag}"):
+        with translate_errors(f"tagging {image} as {repo}:{tag}"):
             async with asyncio.timeout(CALL_TIMEOUT):
                 await self.client.images.tag(image, repo, tag=tag)
 
     async def untag(self, ref: str) -> bool:
         """Remove a tag; False when the image is in use or already gone (never forced)."""
         try:
-            with _translate(f"removing image tag {ref}"):
+            with translate_errors(f"removing image tag {ref}"):
                 async with asyncio.timeout(CALL_TIMEOUT):
                     await self.client.images.delete(ref)
         except RuntimeError_ as exc:
@@ -140,11 +123,11 @@ class Containers:
 
     async def run(self, spec: ContainerSpec) -> str:
         """Create and start a container; return its id."""
-        with _translate(f"creating container {spec.name}"):
+        with translate_errors(f"creating container {spec.name}"):
             async with asyncio.timeout(CALL_TIMEOUT):
                 container = await self.client.containers.create(spec.to_api(), name=spec.name)
         try:
-            with _translate(f"starting container {spec.name}"):
+            with translate_errors(f"starting container {spec.name}"):
                 async with asyncio.timeout(CALL_TIMEOUT):
                     await container.start()
         except BaseException:
@@ -156,7 +139,7 @@ class Containers:
     async def inspect(self, cid: str) -> ContainerState | None:
         """The state of a container, or None when it does not exist."""
         try:
-            with _translate(f"inspecting container {cid[:12]}"):
+            with translate_errors(f"inspecting container {cid[:12]}"):
                 async with asyncio.timeout(CALL_TIMEOUT):
                     data = await self.client.containers.get(cid)
         except RuntimeError_ as exc:
@@ -176,20 +159,20 @@ class Containers:
 
     async def start(self, cid: str) -> None:
         """Start an existing (stopped) container."""
-        with _translate(f"starting container {cid[:12]}"):
+        with translate_errors(f"starting container {cid[:12]}"):
             async with asyncio.timeout(CALL_TIMEOUT):
                 await self.client.containers.container(cid).start()
 
     async def stop(self, cid: str, grace: int = STOP_GRACE_S) -> None:
         """Stop a container (SIGTERM, SIGKILL after `grace` seconds)."""
-        with _translate(f"stopping container {cid[:12]}"):
+        with translate_errors(f"stopping container {cid[:12]}"):
             async with asyncio.timeout(CALL_TIMEOUT + grace):
                 await self.client.containers.container(cid).stop(t=grace)
 
     async def remove(self, cid: str, volumes: bool = False) -> None:
         """Remove a container (forced); a missing one is not an error."""
         try:
-            with _translate(f"removing container {cid[:12]}"):
+            with translate_errors(f"removing container {cid[:12]}"):
                 async with asyncio.timeout(CALL_TIMEOUT):
                     await self.client.containers.container(cid).delete(force=True, v=volumes)
         except RuntimeError_ as exc:
@@ -200,7 +183,7 @@ class Containers:
     async def logs_tail(self, cid: str, lines: int = 20) -> list[str]:
         """The last `lines` lines of stdout+stderr ([] when the container is gone)."""
         try:
-            with _translate(f"reading logs of {cid[:12]}"):
+            with translate_errors(f"reading logs of {cid[:12]}"):
                 async with asyncio.timeout(CALL_TIMEOUT):
                     out = await self.client.containers.container(cid).log(
                         stdout=True, stderr=True, tail=lines

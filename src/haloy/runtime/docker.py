@@ -56,7 +56,7 @@ class ContainerSummary:
 
 
 @contextmanager
-def _translate(action: str) -> Iterator[None]:
+def translate_errors(action: str) -> Iterator[None]:
     """Turn aiodocker/aiohttp/OS errors into RuntimeError_ naming what we were doing."""
     try:
         yield
@@ -88,7 +88,7 @@ class DockerRuntime:
     async def connect(cls, docker_host: str | None = None) -> DockerRuntime:
         """Connect to docker_host, else DOCKER_HOST, else the default socket, and ping it."""
         url = docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
-        with _translate(f"connecting to {url}"):
+        with translate_errors(f"connecting to {url}"):
             # api_version is pinned so connecting never needs a round trip; 1.41 = engine 20.10.
             client = aiodocker.Docker(url=url, api_version="v1.41")
         runtime = cls(client, url)
@@ -110,14 +110,14 @@ class DockerRuntime:
 
     async def ping(self) -> None:
         """Raise RuntimeError_ unless the engine answers."""
-        with _translate(f"ping {self.docker_host}"):
+        with translate_errors(f"ping {self.docker_host}"):
             async with asyncio.timeout(CALL_TIMEOUT):
                 async with self._client._query("_ping") as resp:
                     await resp.read()
 
     async def network_exists(self, name: str) -> bool:
         """True when a network of this exact name exists."""
-        with _translate(f"looking up network {name!r}"):
+        with translate_errors(f"looking up network {name!r}"):
             async with asyncio.timeout(CALL_TIMEOUT):
                 nets = await self._client.networks.list(filters={"name": [name]})
         return any(n.get("Name") == name for n in nets)
@@ -127,7 +127,7 @@ class DockerRuntime:
         if await self.network_exists(name):
             return
         try:
-            with _translate(f"creating network {name!r}"):
+            with translate_errors(f"creating network {name!r}"):
                 async with asyncio.timeout(CALL_TIMEOUT):
                     await self._client.networks.create(
                         {
@@ -145,7 +145,7 @@ class DockerRuntime:
 
     async def remove_network(self, name: str) -> None:
         """Remove a network; a missing one is not an error."""
-        with _translate(f"removing network {name!r}"):
+        with translate_errors(f"removing network {name!r}"):
             try:
                 net = await self._client.networks.get(name)
                 await net.delete()
@@ -158,7 +158,7 @@ class DockerRuntime:
     ) -> list[ContainerSummary]:
         """Containers (all states by default), optionally only those carrying `label`."""
         filters = {"label": [label]} if label else {}
-        with _translate("listing containers"):
+        with translate_errors("listing containers"):
             async with asyncio.timeout(CALL_TIMEOUT):
                 async with self._client._query(
                     "containers/json",
@@ -178,7 +178,7 @@ class DockerRuntime:
         knowing no later event will be missed.
         """
         params = {"filters": json.dumps(dict(filters or {}))}
-        with _translate("streaming events"):
+        with translate_errors("streaming events"):
             async with self._client._query(
                 "events", params=params, timeout=aiohttp.ClientTimeout(total=None)
             ) as resp:
