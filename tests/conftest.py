@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.docker",
     "tests.fixtures.pebble",
     "tests.fixtures.proxy",
+    "tests.fixtures.debian",
 ]
