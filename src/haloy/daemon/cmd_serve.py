@@ -15,6 +15,7 @@ from haloy.daemon.app import ServeSettings, serve
 from haloy.daemon.main import cli
 from haloy.daemon.path_options import docker_host, network_option, paths_options, resolve_paths
 from haloy.daemon.route_builder import Extras
+from haloy.daemon.services import with_services
 from haloy.health.monitor import HealthSettings
 from haloy.proxy.snapshot import ApiRoute, Endpoint
 
@@ -60,10 +61,12 @@ def load_settings(paths: Paths, docker_host: str | None, network: str) -> ServeS
 @click.option("--health-rise", type=int, help="Override health_monitor.rise.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--no-acme", is_flag=True,
+              help="Never request certificates (setups without a public domain).")
 def serve_cmd(
     config_dir: Path | None, data_dir: Path | None, network_name: str,
     health_interval: float | None, health_timeout: float | None, health_fall: int | None,
-    health_rise: int | None, log_level: str,
+    health_rise: int | None, log_level: str, no_acme: bool,
 ) -> None:
     """Watch Docker for labelled containers, check their health, publish routes to the proxy.
 
@@ -71,6 +74,12 @@ def serve_cmd(
     Examples:
       haloyd serve
       haloyd serve --data-dir /tmp/haloy --health-interval 1
+      haloyd serve --no-acme
+
+    \b
+    The API (and the ACME challenge answers) listen on api.listen once `haloyd init` wrote
+    the token. ACME runs only when haloyd.yaml sets acme.email, acme.directory_url or
+    acme.staging, and never with --no-acme.
     """
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -86,4 +95,7 @@ def serve_cmd(
         rise=h.rise if health_rise is None else health_rise,
     )
     settings = replace(settings, health=h)
-    asyncio.run(serve(settings))
+    exists = paths.daemon_config.exists()
+    config = load_daemon_config(paths.daemon_config) if exists else DaemonConfig()
+    settings, extra = with_services(settings, config, acme=not no_acme)
+    asyncio.run(serve(settings, extra))

@@ -1,0 +1,241 @@
+"""The long-lived parts `haloyd serve` runs next to discovery: the API and the certificates.
+
+    with_services(settings, config) ──▶ (settings with snapshot Extras, [api, certificates])
+
+    API          uvicorn on `api.listen`: the REST API (store opened, interrupted deployments
+                 marked failed by the deployer's recover()), plus the public ACME HTTP-01 answer
+                 `/.well-known/acme-challenge/<token>`. The snapshot routes the API domain (and
+                 `localhost` from loopback) and the proxy's ACME passthrough to this listener.
+    certificates CertificateManager fed from the published snapshot (woken on every new
+                 generation); `on_change` sends `reload_certs` to haloy-proxy. Routes whose
+                 names a stored certificate covers get `tls` (HTTP → HTTPS redirect) unless
+                 the proxy's HTTPS listener is off.
+
+ACME runs only when asked for: `acme.email` set, or `acme.directory_url`/`acme.staging` changed
+from the default, and not `--no-acme`. A fresh `haloyd init` therefore never contacts
+Let's Encrypt until the operator opts in; hand-placed certificates work either way.
+The API runs only when the token exists (`haloyd init` writes it); without it haloyd still
+routes, and says why the API is off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+from starlette.routing import Route
+
+from haloy.certs.challenges import ChallengeApp, ChallengeStore
+from haloy.certs.issuer import AcmeIssuer
+from haloy.certs.issuer import AcmeSettings as IssuerSettings
+from haloy.certs.manager import CertEvent, CertificateManager, WantedCert, wanted_from_snapshot
+from haloy.certs.store import CertStore
+from haloy.config.daemon import LETSENCRYPT_PRODUCTION, AcmeSettings, DaemonConfig
+from haloy.daemon.api import EventHub, LayerStore, create_api, make_server, serve_api
+from haloy.daemon.api.daemon_status import DaemonStatusProvider
+from haloy.daemon.api_token import read_token
+from haloy.daemon.app import Extra, Haloyd, ServeSettings
+from haloy.daemon.deployer import Deployer
+from haloy.daemon.haloyd_routes import HaloydRouteControl
+from haloy.daemon.route_builder import Extras
+from haloy.errors import HaloyError
+from haloy.proxy.control_client import send_control
+from haloy.proxy.snapshot import ApiRoute, Endpoint, Snapshot
+from haloy.store import DeploymentStore
+
+log = logging.getLogger("haloy.daemon.services")
+
+# How often the certificate side looks for a new snapshot generation (cheap: one int compare).
+GENERATION_POLL_S = 0.25
+CONTROL_TIMEOUT = 5.0
+# Recovering interrupted deployments comes before the API listens; it takes seconds at most.
+API_START_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Listen:
+    """`api.listen` split into what uvicorn binds and what the proxy connects to."""
+
+    bind_host: str
+    port: int
+
+    @classmethod
+    def parse(cls, listen: str) -> Listen:
+        """From "HOST:PORT", ":PORT" or "[v6]:PORT" (already validated by the config)."""
+        host, _, port = listen.rpartition(":")
+        return cls(host.strip("[]") or "0.0.0.0", int(port))
+
+    @property
+    def backend(self) -> Endpoint:
+        """Where the proxy on this machine reaches the listener."""
+        host = self.bind_host
+        if host in ("0.0.0.0", "::", "localhost"):
+            host = "127.0.0.1"
+        return Endpoint(address=host, port=self.port)
+
+
+def acme_requested(acme: AcmeSettings) -> bool:
+    """True when haloyd.yaml opts in to ACME (email, custom directory or staging)."""
+    return bool(acme.email) or acme.staging or acme.directory_url != LETSENCRYPT_PRODUCTION
+
+
+def service_extras(config: DaemonConfig) -> Extras:
+    """The snapshot parts pointing at haloyd's own listener: API route and ACME passthrough."""
+    backend = Listen.parse(config.api.listen).backend
+    return Extras(api=ApiRoute(domain=config.api.domain, backend=backend),
+                  acme_challenge_backend=backend)
+
+
+def api_service(
+    config: DaemonConfig, token: str, challenges: ChallengeStore, certs: CertStore
+) -> Extra:
+    """The `serve` extra running the store, the deployer and the API on `api.listen`."""
+    listen = Listen.parse(config.api.listen)
+
+    def cert_expiry(domain: str) -> dt.datetime | None:
+        stored = certs.read(domain)
+        return stored.info.not_after if stored else None
+
+    async def run(haloyd: Haloyd) -> None:
+        paths = haloyd.settings.paths
+        store = await DeploymentStore.open(paths.db_file)
+        events = EventHub()
+        deployer = Deployer(haloyd.runtime, HaloydRouteControl(haloyd), store, events,
+                            network=haloyd.settings.network)
+        try:
+            await haloyd.ready.wait()
+            interrupted = await deployer.recover()
+            if interrupted:
+                log.warning("marked interrupted deployments failed: %s", ", ".join(interrupted))
+
+            async def proxy_status() -> dict[str, Any]:
+                return await send_control(paths.control_socket, {"op": "status"})
+
+            def routes() -> Any:
+                current = haloyd.publisher.current
+                return current.routes if current else ()
+
+            status = DaemonStatusProvider(haloyd.status, routes, proxy_status, cert_expiry)
+            acme = Route("/.well-known/acme-challenge/{token}", ChallengeApp(challenges))
+            app = create_api(token, status, store, events=events,
+                             layers=LayerStore(paths.layers_dir), deployer=deployer,
+                             public_routes=[acme])
+            server = make_server(app, listen.bind_host, listen.port)
+            log.info("API listening on %s:%d", listen.bind_host, listen.port)
+            await serve_api(server)
+        finally:
+            await deployer.close()
+            await store.close()
+
+    return run
+
+
+async def wait_listening(endpoint: Endpoint, timeout: float) -> bool:
+    """Wait until `endpoint` accepts TCP connections; False if it did not within `timeout`."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection(endpoint.address, endpoint.port)
+                except OSError:
+                    await asyncio.sleep(0.05)
+                    continue
+                writer.close()
+                return True
+    except TimeoutError:
+        log.warning("API listener %s:%d not up after %.0f s; ordering certificates anyway",
+                    endpoint.address, endpoint.port, timeout)
+        return False
+
+
+def tls_hosts(snapshot: Snapshot | None, certs: CertStore, now: dt.datetime) -> frozenset[str]:
+    """Routed names a stored, currently valid certificate covers."""
+    if snapshot is None:
+        return frozenset()
+    infos = [c.info for c in certs.all() if c.info.valid_at(now)]
+    names = {n for r in snapshot.routes for n in (r.domain, *r.aliases)}
+    return frozenset(n for n in names if any(i.covers(n) for i in infos))
+
+
+def cert_service(
+    config: DaemonConfig, challenges: ChallengeStore, certs: CertStore, *, acme: bool
+) -> Extra:
+    """The `serve` extra keeping certificates issued (when `acme`) and routes' `tls` in step."""
+    https_on = config.proxy.https_listen != "off"
+
+    async def run(haloyd: Haloyd) -> None:
+        paths = haloyd.settings.paths
+        wake = asyncio.Event()
+
+        def refresh_tls() -> None:
+            if not https_on:
+                return  # a tls route would redirect to an HTTPS listener that does not exist
+            hosts = tls_hosts(haloyd.publisher.current, certs, dt.datetime.now(dt.UTC))
+            if hosts != haloyd.extras.tls_hosts:
+                haloyd.set_extras(replace(haloyd.extras, tls_hosts=hosts))
+
+        async def on_change() -> None:
+            try:
+                reply = await send_control(paths.control_socket, {"op": "reload_certs"},
+                                           CONTROL_TIMEOUT)
+                log.info("proxy reloaded certificates: %s", reply)
+            except (HaloyError, OSError, TimeoutError) as exc:
+                # The proxy reads the certs dir when it (re)starts, so nothing is lost.
+                log.warning("proxy did not reload certificates: %s", exc)
+            refresh_tls()
+
+        def on_event(event: CertEvent) -> None:
+            level = logging.WARNING if event.kind in ("failed", "warning") else logging.INFO
+            log.log(level, "certificate %s: %s %s", event.domain, event.kind, event.message)
+
+        def wanted() -> list[WantedCert]:
+            current = haloyd.publisher.current
+            return wanted_from_snapshot(current, config.api.domain) if current else []
+
+        await haloyd.ready.wait()
+        if acme:
+            # HTTP-01 answers come from the API listener: an order placed before it listens
+            # fails validation and backs off for minutes.
+            await wait_listening(Listen.parse(config.api.listen).backend, API_START_TIMEOUT_S)
+        async with asyncio.TaskGroup() as tg:
+            if acme:
+                issuer = AcmeIssuer(IssuerSettings.from_config(config.acme), certs, challenges)
+                manager = CertificateManager(certs, issuer, on_change=on_change,
+                                             on_event=on_event)
+                tg.create_task(manager.run(wanted, wake), name="certificates")
+            generation = -1
+            while True:
+                current = haloyd.publisher.current
+                seen = current.generation if current else 0
+                if seen != generation:
+                    generation = seen
+                    wake.set()
+                    refresh_tls()
+                await asyncio.sleep(GENERATION_POLL_S)
+
+    return run
+
+
+def with_services(
+    settings: ServeSettings, config: DaemonConfig, *, acme: bool = True
+) -> tuple[ServeSettings, list[Extra]]:
+    """Add the API and certificate services to `settings`; API only when a token exists."""
+    paths = settings.paths
+    certs = CertStore(paths.certs_dir)
+    challenges = ChallengeStore()
+    if not paths.env_file.exists():
+        log.warning("API off: %s does not exist (run `haloyd init`)", paths.env_file)
+        if acme and acme_requested(config.acme):
+            log.warning("ACME off: HTTP-01 challenges are answered by the API listener")
+        return settings, [cert_service(config, challenges, certs, acme=False)]
+    token = read_token(paths.env_file)
+    use_acme = acme and acme_requested(config.acme)
+    log.info("ACME %s", f"on ({config.acme.effective_directory_url})" if use_acme else "off")
+    extras = replace(service_extras(config), tls_hosts=settings.extras.tls_hosts)
+    return replace(settings, extras=extras), [
+        api_service(config, token, challenges, certs),
+        cert_service(config, challenges, certs, acme=use_acme),
+    ]
