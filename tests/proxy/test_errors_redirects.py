@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tests.fixtures.proxy import ProxyProcess
@@ -45,6 +47,53 @@ async def test_connect_failure_retries_next_backend_and_ejects(haloy_proxy: Prox
         assert by_id["live"]["requests"] == 6
         assert by_id["dead"]["requests"] == 1  # ejected after its first refusal
         assert status["upstream_errors"]["connect"] == 1
+
+
+@contextmanager
+def blackhole() -> Iterator[int]:
+    """A loopback port that never completes a handshake: its accept queue is full.
+
+    Linux drops a SYN to a listener whose accept queue is full (no RST), like a killed
+    container's bridge address that nothing answers any more.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = int(listener.getsockname()[1])
+    fillers: list[socket.socket] = []
+    try:
+        while True:  # fill the queue until a connect stays pending
+            assert len(fillers) < 16, "could not fill the accept queue"
+            s = socket.socket()
+            s.setblocking(False)
+            fillers.append(s)
+            s.connect_ex(("127.0.0.1", port))
+            if not select.select([], [s], [], 0.5)[1]:
+                break
+        yield port
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
+
+
+async def test_connect_timeout_retries_next_backend_and_ejects(
+    haloy_proxy: ProxyProcess,
+) -> None:
+    # The default connect timeout (short, for local bridges) applies; nothing was sent yet,
+    # so the request moves on to the live backend instead of failing.
+    with blackhole() as port:
+        hole = {"address": "127.0.0.1", "port": port, "deployment_id": "hole"}
+        async with Backend() as be:
+            haloy_proxy.put_snapshot(snapshot(route("app.test", hole, be.spec("live"))))
+            c = await Client.open(haloy_proxy.http_port)
+            for _ in range(4):
+                assert (await c.request()).status == 200
+            status = haloy_proxy.status()
+            by_id = {b["deployment_id"]: b for b in status["routes"][0]["backends"]}
+            assert by_id["live"]["requests"] == 4
+            assert by_id["hole"]["requests"] == 1  # ejected after its first timeout
+            assert status["upstream_errors"]["connect"] == 1
 
 
 async def test_only_backend_refuses_502(haloy_proxy: ProxyProcess) -> None:

@@ -181,3 +181,36 @@ async def test_large_response_to_slow_reader_is_streamed(haloy_proxy: ProxyProce
             await asyncio.sleep(0)  # read slowly relative to the backend
         assert got == size
         assert (await c.request()).status == 200
+
+
+async def test_close_request_gets_connection_close_response(haloy_proxy: ProxyProcess) -> None:
+    # The backend connection stays keep-alive (pooled), so its "Connection: keep-alive" must
+    # not reach a client the proxy is about to close on (wrk and browsers would reuse it).
+    async def keepalive_backend(req: Req, reader: Any, w: asyncio.StreamWriter) -> None:
+        if req.header("expect"):
+            w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = b"" if req.method == "HEAD" else b"ok"
+        w.write(response_bytes(200, body, [("Content-Length", "2"),
+                                            ("Connection", "keep-alive"),
+                                            ("Keep-Alive", "timeout=5")]))
+
+    async with Backend(keepalive_backend) as be:
+        haloy_proxy.put_snapshot(snapshot(route("app.test", be.spec())))
+        for method, headers in (
+            ("GET", [("Connection", "close")]),
+            ("HEAD", [("Connection", "close")]),
+            ("POST", [("Connection", "close"), ("Expect", "100-continue")]),
+        ):
+            c = await Client.open(haloy_proxy.http_port)
+            r = await c.request(method, headers=headers, body=b"x" if method == "POST" else None)
+            if r.status == 100:
+                r = await c.response()
+            assert r.status == 200 and r.header("connection") == "close"
+            assert r.header("keep-alive") is None
+            assert await c.closed()
+        c = await Client.open(haloy_proxy.http_port)
+        r = await c.request(version="HTTP/1.0")
+        assert r.header("connection") == "close" and await c.closed()
+        c = await Client.open(haloy_proxy.http_port)
+        r = await c.request()  # keep-alive clients get the backend's head as received
+        assert r.header("connection") == "keep-alive"

@@ -1,7 +1,7 @@
 """Property tests of the client-side framing code, in memory (fake transports, real parser).
 
 Whatever way the client's bytes are split into reads, the backend receives the same requests
-(bodies re-framed faithfully, trailers kept) and the client gets the responses in order.
+(bodies forwarded as received, trailers kept) and the client gets the responses in order.
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 
 import httptools
 
+from haloy.proxy.chunked import ChunkedEnd
 from haloy.proxy.connection import INF, P_QUEUE, P_UPSTREAM, ClientConnection
 from haloy.proxy.exchange import Exchange
-from haloy.proxy.forward import chunk, last_chunk, rewrite_request, upgrade_value
+from haloy.proxy.forward import forwarded_tail, rewrite_raw
 from haloy.proxy.pages import error_response
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ log = logging.getLogger("haloy.proxy")
 # Buffered request bytes per connection before we stop reading from the client.
 _HIGH_WATER = 256 * 1024
 _VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
+_CRLF = b"\r\n"
 
 
 class _Reject(Exception):
@@ -69,6 +71,9 @@ class ClientProtocol(ClientConnection):
         cur = self.cur
         if cur is None or not cur.headers_done:
             self.head_raw += len(data)
+        # Callbacks slice heads and bodies out of this read, from `pos` on.
+        self.data = data
+        self.pos = 0
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -84,13 +89,39 @@ class ClientProtocol(ClientConnection):
         except httptools.HttpParserError:
             self._fail(400)
             return
+        finally:
+            self.data = b""
         cur = self.cur
-        # llhttp buffers a partial field itself: bound what a head may occupy across reads.
-        too_big = self.head_raw > self.limits.max_header_bytes
-        if too_big and cur is not None and not cur.headers_done:
-            self._fail(431)
-            return
+        if cur is not None:
+            if not cur.headers_done:
+                # llhttp buffers a partial field itself: bound what a head may occupy across reads.
+                if self.head_raw > self.limits.max_header_bytes:
+                    self._fail(431)
+                    return
+                self.carry += data[self.pos :] if self.pos else data
+            elif self.pos < len(data) and not self._body_rest(cur, data):
+                return
         self._flush()
+
+    def _body_rest(self, ex: Exchange, data: bytes) -> bool:
+        """The rest of this read is body of `ex` (its message continues); False if malformed."""
+        pos = self.pos
+        if ex.body_left > 0:
+            ex.body_left -= len(data) - pos
+        elif ex.chunks is not None:
+            try:
+                end = ex.chunks.scan(data, pos)
+            except ValueError:
+                end = 0
+            if end >= 0:  # llhttp wants more bytes, so the scanner must too
+                self._fail(400)
+                return False
+        out = ex.out
+        if out is not None:
+            piece = data[pos:] if pos else data
+            out.append(piece)
+            ex.out_size += len(piece)
+        return True
 
     def eof_received(self) -> bool | None:
         if self.tunnel is not None:
@@ -136,60 +167,73 @@ class ClientProtocol(ClientConnection):
     # -- httptools callbacks ---------------------------------------------------------------
     def on_message_begin(self) -> None:
         self.cur = Exchange(self)
-        self._set_deadline(self.service.now() + self.limits.header_timeout)
-
-    def on_url(self, url: bytes) -> None:
-        ex = self.cur
-        assert ex is not None
-        ex.url += url
-        if len(ex.url) > self.limits.max_url_bytes:
-            raise _Reject(414)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        ex = self.cur
-        assert ex is not None
-        if not ex.headers_done:
-            ex.headers.append((name, value))
-        elif ex.trailers is None:
-            ex.trailers = [(name, value)]
-        else:
-            ex.trailers.append((name, value))
+        # _set_deadline(), inlined: this runs once per request.
+        self.deadline = deadline = self.service.now() + self.limits.header_timeout
+        timer = self.timer
+        if timer is None or timer.when() > deadline:
+            self._set_deadline(deadline)
 
     def on_headers_complete(self) -> None:
         ex = self.cur
         assert ex is not None
         ex.headers_done = True
-        if self.head_raw > self.limits.max_header_bytes:
-            # The read held more than a head's worth: measure the head itself.
-            size = len(ex.url) + sum(len(n) + len(v) + 4 for n, v in ex.headers)
-            if size > self.limits.max_header_bytes:
-                raise _Reject(431)
+        data = self.data
+        carry = self.carry
+        if carry:
+            # The head began in an earlier read (rare): join, then find its end.
+            self.carry = b""
+            buf = carry.lstrip(b"\r\n") + data
+            end = buf.find(b"\r\n\r\n") + 4
+            raw = buf[:end]
+            self.pos = end - (len(buf) - len(data))
+        else:
+            pos = self.pos
+            while data[pos] in _CRLF:  # empty lines between requests (RFC 9112 §2.2)
+                pos += 1
+            end = data.find(b"\r\n\r\n", pos) + 4
+            raw = data if pos == 0 and end == len(data) else data[pos:end]
+            self.pos = end
+        if end < 4:
+            raise _Reject(400)  # cannot happen: llhttp saw the end of this head
+        if self.head_raw > self.limits.max_header_bytes and len(raw) > self.limits.max_header_bytes:
+            raise _Reject(431)
         self.head_raw = 0
         self.deadline = INF
         parser = self.parser
-        ex.method = method = parser.get_method()
-        ex.keep_alive = parser.should_keep_alive()
         version = _VERSIONS.get(parser.get_http_version())
         if version is None:
             # HTTP/0.9 has no head to route; anything above 1.1 is not spoken here.
             raise _Reject(400 if parser.get_http_version() < "1.0" else 505)
+        ex.method = method = parser.get_method()
+        ex.keep_alive = parser.should_keep_alive()
         if method == b"CONNECT":
             raise _Reject(405)
-        if parser.should_upgrade():
-            ex.upgrade = upgrade_value(ex.headers) or b""
-        head, host, chunked, has_body, error = rewrite_request(
-            method, ex.url, version, ex.headers, self.client_ip, self.scheme, ex.upgrade
+        head, url, host, body, upgrade, error = rewrite_raw(
+            raw, version, self.client_ip, self.scheme, parser.should_upgrade()
         )
-        ex.headers = []
+        if len(url) > self.limits.max_url_bytes:
+            raise _Reject(414)
         if error:
             raise _Reject(400)
+        if not head:
+            # Forward the head as received, plus our fields (built once per Host).
+            if host != self.fwd_host or not self.fwd_tail:
+                self.fwd_host = host
+                self.fwd_tail = forwarded_tail(self.client_ip, self.scheme, host)
+            head = raw[:-2] + self.fwd_tail
+        ex.url = url
         ex.host = host
-        ex.chunked = chunked
+        ex.upgrade = upgrade
+        if body < 0:
+            ex.body_left = -1
+            ex.chunks = ChunkedEnd()
+        elif body:
+            ex.body_left = body
         self.service.route(ex, host, self.loopback, self.scheme)
         if ex.local is not None:
             ex.out = None
         else:
-            if not has_body:
+            if not body:
                 ex.head = head
             ex.out = [head]
             ex.out_size = len(head)
@@ -199,22 +243,33 @@ class ClientProtocol(ClientConnection):
         else:
             self._pause(P_QUEUE)
 
-    def on_body(self, body: bytes) -> None:
-        ex = self.cur
-        assert ex is not None
-        out = ex.out
-        if out is not None:
-            data = chunk(body) if ex.chunked else body
-            out.append(data)
-            ex.out_size += len(data)
-
     def on_message_complete(self) -> None:
         ex = self.cur
         assert ex is not None
+        if ex.body_left:
+            # The body ends in this read: forward exactly up to its end.
+            data = self.data
+            pos = self.pos
+            if ex.body_left > 0:
+                end = pos + ex.body_left
+            else:
+                assert ex.chunks is not None
+                try:
+                    end = ex.chunks.scan(data, pos)
+                except ValueError:
+                    raise _Reject(400) from None
+                if end < 0:
+                    raise _Reject(400)  # cannot happen: llhttp saw the end of this body
+            ex.body_left = 0
+            ex.chunks = None
+            self.pos = end
+            out = ex.out
+            if out is not None:
+                piece = data[pos:end]
+                out.append(piece)
+                ex.out_size += len(piece)
         self.cur = None
         ex.request_done = True
-        if ex.chunked and ex.out is not None:
-            ex.out.append(last_chunk(ex.trailers or []))
         if not ex.keep_alive or ex.upgrade is not None:
             self.stopped = True
         if ex.local is not None and self.queue and self.queue[0] is ex:
@@ -250,7 +305,7 @@ class ClientProtocol(ClientConnection):
             up.pause_reading()
         out = ex.out
         if out:
-            up.write(b"".join(out))
+            up.write(out[0] if len(out) == 1 else b"".join(out))
             out.clear()
             ex.out_size = 0
         if self.paused & P_QUEUE and len(self.queue) == 1 and self.pending_tunnel is None:
@@ -306,8 +361,9 @@ class ClientProtocol(ClientConnection):
         self._done(ex, keep_alive and ex.request_done and ex.upgrade is None)
 
     def _done(self, ex: Exchange, keep_alive: bool) -> None:
-        if self.queue and self.queue[0] is ex:
-            self.queue.popleft()
+        queue = self.queue
+        if queue and queue[0] is ex:
+            queue.popleft()
         self.service.finished(ex)
         if self.closed:
             return
@@ -316,17 +372,22 @@ class ClientProtocol(ClientConnection):
             self._resume(P_UPSTREAM)
         if not keep_alive or not ex.keep_alive:
             self.stopped = True
-            self.queue.clear()
+            queue.clear()
             assert self.transport is not None
             self.transport.close()
             return
-        if self.queue:
-            self._start(self.queue[0])
-            if len(self.queue) == 1 and self.paused & P_QUEUE:
+        if queue:
+            self._start(queue[0])
+            if len(queue) == 1 and self.paused & P_QUEUE:
                 self._resume(P_QUEUE)
-        else:
+            return
+        if self.paused:
             self._resume(P_QUEUE)
-            self._set_deadline(self.service.now() + self.limits.keepalive_timeout)
+        # _set_deadline(), inlined: this runs once per proxied request.
+        self.deadline = deadline = self.service.now() + self.limits.keepalive_timeout
+        timer = self.timer
+        if timer is None or timer.when() > deadline:
+            self._set_deadline(deadline)
 
     def _fail(self, status: int) -> None:
         """The request stream is malformed: answer `status` in turn, then close."""

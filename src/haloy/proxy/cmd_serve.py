@@ -49,6 +49,7 @@ def _run(coro: object) -> None:
 @click.option("--header-timeout", type=float, default=L.HEADER_TIMEOUT, hidden=True)
 @click.option("--response-header-timeout", type=float, default=L.RESPONSE_HEADER_TIMEOUT,
               hidden=True)
+@click.option("--connect-timeout", type=float, default=L.CONNECT_TIMEOUT, hidden=True)
 @click.option("--shutdown-timeout", type=float, default=L.SHUTDOWN_TIMEOUT, hidden=True)
 @click.option("--max-connections", type=int, default=L.MAX_CONNECTIONS, hidden=True)
 def serve_cmd(
@@ -64,6 +65,7 @@ def serve_cmd(
     keepalive_timeout: float,
     header_timeout: float,
     response_header_timeout: float,
+    connect_timeout: float,
     shutdown_timeout: float,
     max_connections: int,
 ) -> None:
@@ -79,6 +81,7 @@ def serve_cmd(
         keepalive_timeout=keepalive_timeout,
         header_timeout=header_timeout,
         response_header_timeout=response_header_timeout,
+        connect_timeout=connect_timeout,
         shutdown_timeout=shutdown_timeout,
         max_connections=max_connections,
     )

@@ -39,7 +39,12 @@ class ClientConnection(asyncio.Protocol):
         self.pending_tunnel: list[bytes] | None = None
         self.client_eof = False
         self.upstream_eof = False
-        self.head_raw = 0
+        self.head_raw = 0  # bytes read since the current head began (431 guard)
+        self.carry = b""  # the start of a head that continues in the next read
+        self.data = b""  # the read being parsed; callbacks slice it from `pos`
+        self.pos = 0  # offset in `data` of the first byte not yet assigned to a message
+        self.fwd_host = b""  # the Host that `fwd_tail` (our X-Forwarded-* fields) was built for
+        self.fwd_tail = b""
         self.deadline = INF
         self.timer: asyncio.TimerHandle | None = None
         self.client_ip = b"unknown"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from haloy.proxy.chunked import ChunkedEnd
     from haloy.proxy.client import ClientProtocol
     from haloy.proxy.routes import BackendState, RouteEntry
     from haloy.proxy.upstream import UpstreamProtocol
@@ -17,7 +18,7 @@ ACME = 2  # the ACME HTTP-01 challenge responder
 class Exchange:
     """Request state from head to response end; the client queues these in pipeline order.
 
-    Defaults live on the class so creating one per request assigns only three fields.
+    Defaults live on the class so creating one per request assigns only two fields.
     """
 
     method = b""
@@ -26,7 +27,8 @@ class Exchange:
     headers_done = False
     request_done = False
     keep_alive = True
-    chunked = False
+    body_left = 0  # Content-Length bytes still to come; -1 for a chunked body
+    chunks: ChunkedEnd | None = None
     upgrade: bytes | None = None
     head = b""  # the rewritten head, kept for one retry of a body-less request
     out_size = 0
@@ -44,9 +46,7 @@ class Exchange:
     resp_bytes = 0
     started = 0.0
     hold_timer: Any = None
-    trailers: list[tuple[bytes, bytes]] | None = None
 
     def __init__(self, client: ClientProtocol) -> None:
         self.client = client
-        self.headers: list[tuple[bytes, bytes]] = []
         self.out: list[bytes] | None = []  # bytes waiting for the upstream; None discards

@@ -8,6 +8,8 @@ Transfer-Encoding and Content-Length stay: the body is forwarded with the framin
 
 from __future__ import annotations
 
+import re
+
 _DROP = frozenset(
     {
         b"connection",
@@ -116,19 +118,91 @@ def rewrite_request(
     return (b"".join(parts), host, chunked, has_body, "")
 
 
+# Every field name the rewrite cares about, found in one pass over the raw head (a field line
+# starts after CRLF; llhttp already rejected obs-fold, bare LF and whitespace before the colon).
+_SPECIAL_RE = re.compile(
+    rb"\r\n(host|content-length|transfer-encoding|x-forwarded-for|x-forwarded-proto"
+    rb"|x-forwarded-host|x-real-ip|connection|keep-alive|proxy-connection|proxy-authorization"
+    rb"|te|trailer|upgrade):[ \t]*([^\r]*)",
+    re.IGNORECASE,
+)
+_FRAMING = frozenset({b"host", b"content-length", b"transfer-encoding"})
+_OWS = b" \t"
+
+# (head, url, host, body, upgrade, error) for a raw head: `head` is b"" when only the forwarded
+# fields must be appended (the caller adds them), `body` is the Content-Length or -1 (chunked).
+RawHead = tuple[bytes, bytes, bytes, int, "bytes | None", str]
+
+
+def rewrite_raw(
+    raw: bytes, version: bytes, client_ip: bytes, scheme: bytes, upgrading: bool
+) -> RawHead:
+    """Inspect a raw request head (validated by llhttp); rebuild it only when a field must go."""
+    le = raw.find(b"\r\n")
+    line = raw[:le]
+    url = line[line.find(b" ") + 1 : line.rfind(b" ")].strip(b" ")
+    host = b""
+    hosts = 0
+    body = 0
+    slow = upgrading
+    for name, value in _SPECIAL_RE.findall(raw, le):
+        name = name.lower()
+        if name == b"host":
+            hosts += 1
+            host = value.rstrip(_OWS)
+        elif name == b"content-length":
+            body = int(value.rstrip(_OWS))
+        elif name == b"transfer-encoding":
+            body = -1  # llhttp rejects a request whose final coding is not chunked
+        else:
+            slow = True
+    if hosts > 1:
+        return (b"", url, host, body, None, "more than one Host header")
+    if hosts == 0 and version == b"1.1":
+        return (b"", url, host, body, None, "missing Host header")
+    if not slow:
+        return (b"", url, host, body, None, "")
+    # Rare: hop-by-hop or forwarding fields to drop or merge; rebuild from the field lines.
+    headers = []
+    for field in raw[le + 2 : -4].split(b"\r\n"):
+        name, _, value = field.partition(b":")
+        headers.append((name, value.strip(_OWS)))
+    upgrade = (upgrade_value(headers) or b"") if upgrading else None
+    head = rewrite_request(
+        line[: line.find(b" ")], url, version, headers, client_ip, scheme, upgrade
+    )[0]
+    return (head, url, host, body, upgrade, "")
+
+
+def forwarded_tail(client_ip: bytes, scheme: bytes, host: bytes) -> bytes:
+    """The fields appended to a head forwarded as received, with the blank line ending it."""
+    return (
+        b"X-Forwarded-For: " + client_ip + b"\r\nX-Forwarded-Proto: " + scheme
+        + b"\r\nX-Forwarded-Host: " + host + b"\r\n\r\n"
+    )
+
+
+_RESPONSE_CONN_RE = re.compile(rb"\r\n(?:connection|keep-alive):[^\r]*", re.IGNORECASE)
+
+
+def close_response(buf: bytes, heads: int) -> bytes:
+    """Mark the final response head in `buf` (after `heads - 1` interim 1xx heads) as the last
+    on its connection: the backend's Connection/Keep-Alive fields give way to Connection: close.
+    """
+    start = 0
+    end = -4
+    for _ in range(heads):  # interim heads have no body, so heads follow each other
+        start = end + 4
+        end = buf.find(b"\r\n\r\n", start)
+        if end < 0:
+            return buf  # cannot happen: llhttp saw this many complete heads
+    head = _RESPONSE_CONN_RE.sub(b"", buf[start:end])
+    return buf[:start] + head + b"\r\nConnection: close\r\n\r\n" + buf[end + 4 :]
+
+
 def upgrade_value(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     """The client's Upgrade field value, if any."""
     for name, value in headers:
         if name.lower() == b"upgrade":
             return value
     return None
-
-
-def chunk(data: bytes) -> bytes:
-    """One chunk of a chunked body (RFC 9112 §7.1)."""
-    return b"%x\r\n%b\r\n" % (len(data), data)
-
-
-def last_chunk(trailers: list[tuple[bytes, bytes]]) -> bytes:
-    """The terminating chunk with any trailer fields."""
-    return b"0\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in trailers) + b"\r\n"

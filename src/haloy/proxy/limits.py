@@ -10,9 +10,12 @@ HEADER_TIMEOUT = 15.0
 # Idle keep-alive client connections are closed after this long (nginx keepalive_timeout 75 s,
 # Go net/http IdleTimeout commonly 60 s).
 KEEPALIVE_TIMEOUT = 60.0
-# Opening a TCP connection to a container on the same host takes microseconds; 5 s only
-# covers a saturated backend's accept queue.
-CONNECT_TIMEOUT = 5.0
+# Opening a TCP connection to a container on a local bridge takes well under a millisecond.
+# A replica killed a moment ago leaves an address nothing answers (no RST, ARP gives up only
+# after ~3 s), so a long timeout stalls requests. 1.5 s still lets one SYN retransmission
+# (initial RTO 1 s, RFC 6298) reach a backend whose accept queue overflowed for an instant;
+# on timeout the request moves to the next backend (nothing was sent yet) and this one is ejected.
+CONNECT_TIMEOUT = 1.5
 # Time from sending a request to the backend's response head (nginx proxy_read_timeout 60 s).
 RESPONSE_HEADER_TIMEOUT = 60.0
 # Idle pooled upstream connections are dropped after this long, below the 75 s keep-alive

@@ -71,6 +71,8 @@ class RouteEntry:
         """Round robin over active backends, skipping ejected ones unless all are."""
         active = self.active
         n = len(active)
+        if n == 1:  # the common case; an ejected sole backend is still better than a 502
+            return None if active[0] is exclude else active[0]
         if n == 0:
             return None
         start = next(self._rr)

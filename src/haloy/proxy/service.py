@@ -103,12 +103,13 @@ class ProxyService:
         if self.observers:
             ex.started = self.now()
         table = self.table
-        head_only = ex.method == b"HEAD"
         if table.acme_backend is not None and ex.url.startswith(_ACME_PREFIX):
             ex.kind = ACME
             ex.backend = table.acme_backend
             return
-        match = table.lookup(host) if host else None
+        # The raw Host usually matches as is; table.lookup normalizes otherwise.
+        match = table.hosts.get(host) or (table.lookup(host) if host else None)
+        head_only = ex.method == b"HEAD"
         if match is not None:
             entry = match.entry
             to_https = self.https_port is not None and entry.tls and scheme == b"http"
@@ -157,7 +158,12 @@ class ProxyService:
         self._spawn(self._connect(ex, ex.backend, retry=False))
 
     def _use(self, ex: Exchange, backend: BackendState, retry: bool) -> None:
-        self._count(ex, backend)
+        if ex.counted and ex.backend is not None:
+            ex.backend.inflight -= 1
+        ex.backend = backend
+        ex.counted = True
+        backend.inflight += 1
+        backend.requests += 1
         idle = backend.idle
         while idle:
             up = idle.pop()
@@ -184,7 +190,7 @@ class ProxyService:
             if ex.kind == PROXY:
                 if backend.ejected_until <= self.now():  # log once per ejection, not per request
                     log.warning(
-                        "backend %s:%d (%s) refused a connection (%s); skipped for %.0fs",
+                        "backend %s:%d (%s) did not accept a connection (%s); skipped for %.0fs",
                         backend.address, backend.port, backend.deployment_id or "-",
                         exc.__class__.__name__, self.limits.eject_seconds,
                     )
@@ -203,14 +209,6 @@ class ProxyService:
             return
         backend.ejected_until = 0.0
         ex.client.attach(ex, up)
-
-    def _count(self, ex: Exchange, backend: BackendState) -> None:
-        if ex.counted and ex.backend is not None:
-            ex.backend.inflight -= 1
-        ex.backend = backend
-        ex.counted = True
-        backend.inflight += 1
-        backend.requests += 1
 
     def _uncount(self, ex: Exchange) -> None:
         if ex.counted and ex.backend is not None:
@@ -274,9 +272,12 @@ class ProxyService:
 
     def finished(self, ex: Exchange) -> None:
         """`ex` got its whole response."""
-        self._uncount(ex)
-        for observe in self.observers:
-            observe(ex)
+        if ex.counted and ex.backend is not None:
+            ex.backend.inflight -= 1
+            ex.counted = False
+        if self.observers:
+            for observe in self.observers:
+                observe(ex)
 
     def tunnel_opened(self, ex: Exchange, up: UpstreamProtocol) -> None:
         """An upgraded connection now counts as a tunnel of its backend."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
+from haloy.proxy.forward import close_response
 from haloy.proxy.routes import BackendState
 
 if TYPE_CHECKING:
@@ -41,6 +42,10 @@ class UpstreamProtocol(asyncio.Protocol):
         self.writing_paused = False
         self.deadline = _INF
         self.timer: asyncio.TimerHandle | None = None
+        # Response bytes held until the final head is complete, for a client that asked to
+        # close: the head must say Connection: close (our backend connection is keep-alive).
+        self.held: list[bytes] | None = None
+        self.heads = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -83,6 +88,13 @@ class UpstreamProtocol(asyncio.Protocol):
         except httptools.HttpParserError:
             self._bad_response(ex)
             return
+        held = self.held
+        if held is not None:
+            held.append(data)
+            if not self.final:
+                return
+            self.held = None
+            data = close_response(b"".join(held), self.heads)
         ex.resp_bytes += len(data)
         client.transport.write(data)  # type: ignore[union-attr]
         if self.complete:
@@ -129,6 +141,7 @@ class UpstreamProtocol(asyncio.Protocol):
             self.extra = True
 
     def on_headers_complete(self) -> None:
+        self.heads += 1
         status = self.parser.get_status_code()
         ex = self.ex
         assert ex is not None
@@ -158,10 +171,20 @@ class UpstreamProtocol(asyncio.Protocol):
         self.pooled = False
         if self.broken:
             self.parser = httptools.HttpResponseParser(self)
-        self._reset()
-        self.deadline = self.service.now() + self.service.limits.response_header_timeout
-        if self.timer is None:
-            self.timer = self.service.loop.call_at(self.deadline, self._on_timer)
+        # _reset(), inlined: this runs once per proxied request.
+        self.informational = self.final = self.complete = self.extra = self.broken = False
+        self.keep_alive = True
+        self.heads = 0
+        self.held = [] if not ex.keep_alive and ex.upgrade is None else None
+        service = self.service
+        self.deadline = service.now() + service.limits.response_header_timeout
+        timer = self.timer
+        if timer is not None and timer.when() > self.deadline:
+            # The pooled connection's idle timer fires later than this request's deadline.
+            timer.cancel()
+            timer = self.timer = None
+        if timer is None:
+            self.timer = service.loop.call_at(self.deadline, self._on_timer)
 
     def _finish(self, ex: Exchange) -> None:
         reusable = (
@@ -173,7 +196,7 @@ class UpstreamProtocol(asyncio.Protocol):
             and not self.writing_paused
         )
         self.ex = None
-        ex.client.response_done(ex, self, reusable=reusable, keep_alive=self.keep_alive)
+        ex.client.response_done(ex, self, reusable, self.keep_alive)
 
     def _bad_response(self, ex: Exchange) -> None:
         self.service.count_upstream_error("bad_response", self.backend)
@@ -186,14 +209,16 @@ class UpstreamProtocol(asyncio.Protocol):
 
     def park(self) -> None:
         """Put this connection back in its backend's pool (or close it if the pool is full)."""
-        if len(self.backend.idle) >= self.service.limits.upstream_max_idle or self.backend.draining:
+        backend = self.backend
+        limits = self.service.limits
+        if len(backend.idle) >= limits.upstream_max_idle or backend.draining:
             self.close()
             return
         self.pooled = True
-        self.deadline = self.service.now() + self.service.limits.upstream_idle_timeout
+        self.deadline = self.service.now() + limits.upstream_idle_timeout
         if self.timer is None:
             self.timer = self.service.loop.call_at(self.deadline, self._on_timer)
-        self.backend.idle.append(self)
+        backend.idle.append(self)
 
     def _on_timer(self) -> None:
         self.timer = None
