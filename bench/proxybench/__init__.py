@@ -1,0 +1,1 @@
+"""Harness for `bench/proxy`: haloy-proxy against nginx, haproxy and Caddy on loopback."""
