@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiodocker
 import httpx
 import pytest
 
@@ -25,6 +26,8 @@ from haloy.daemon.api import (
     make_server,
     serve_api,
 )
+from haloy.daemon.api.images import ImageLoader
+from haloy.daemon.api.logs import LogHandlers
 from haloy.daemon.api.problems import ApiProblem
 from haloy.store import DeploymentStore
 
@@ -62,6 +65,16 @@ class UnavailableDeployer:
         raise ApiProblem(503, "no deployer in this test")
 
 
+class UnavailableImages:
+    """An ImageLoader for API-only tests: mounts the image endpoints, refuses with 503.
+
+    The real loader is tested against dockerd in tests/api/test_images_assemble.py.
+    """
+
+    async def load(self, tar: AsyncIterator[bytes]) -> list[str]:
+        raise ApiProblem(503, "no docker engine in this test")
+
+
 @dataclass
 class RunningApi:
     """A served API and what a test needs to poke at it."""
@@ -81,19 +94,25 @@ StartApi = Callable[..., Awaitable[RunningApi]]
 
 @pytest.fixture
 async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
-    """Start API servers (optional `limits`, `min_free_bytes`, `status`); stopped afterwards."""
+    """Start API servers (optional limits, min_free_bytes, status, images); stopped after."""
     servers: list[tuple[Any, asyncio.Task[None], DeploymentStore]] = []
+    # A client to the default engine; it connects only when a logs request uses it.
+    engine = aiodocker.Docker()
 
     async def start(
         limits: ApiLimits | None = None,
         min_free_bytes: int = 0,
         status: StatusProvider | None = None,
+        images: ImageLoader | None = None,
+        logs: LogHandlers | None = None,
     ) -> RunningApi:
         store = await DeploymentStore.open(tmp_path / f"db{len(servers)}" / "haloy.db")
         events = EventHub()
         layers = LayerStore(tmp_path / "layers", min_free_bytes=min_free_bytes)
         app = create_api(TOKEN, status or StaticStatus(APPS), store, events=events, layers=layers,
-                         limits=limits or ApiLimits(), deployer=UnavailableDeployer())
+                         limits=limits or ApiLimits(), deployer=UnavailableDeployer(),
+                         images=images or UnavailableImages(),
+                         logs=logs or LogHandlers(engine))
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         # Listening before uvicorn starts: connections queue in the backlog until it accepts,
@@ -110,6 +129,7 @@ async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
         server.should_exit = True
         await task
         await store.close()
+    await engine.close()
 
 
 @pytest.fixture

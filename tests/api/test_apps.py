@@ -20,8 +20,9 @@ async def test_version_lists_capabilities(api: RunningApi) -> None:
         "version": __version__,
         "apiVersion": "v1",
         "capabilities": [
-            "apps", "apps.stop", "deployments", "deployments.events", "deployments.history",
-            "deployments.rollback", "images.layers",
+            "apps", "apps.logs", "apps.stop", "deployments", "deployments.events",
+            "deployments.history", "deployments.rollback", "images.assemble", "images.layers",
+            "images.tar",
         ],
     }
 

@@ -15,6 +15,7 @@ import pytest
 
 from haloy.cli.hooks import run_hooks
 from haloy.daemon.api import LayerStore, StaticStatus, create_api, make_server, serve_api
+from haloy.daemon.api.images import DockerImageLoader, ImageLoader
 from haloy.errors import HaloyError
 from tests.cli.test_status import cli_env, run_haloy
 from tests.daemon.deployer_harness import DOMAIN, HEALTH, Harness, deployer_harness
@@ -25,10 +26,12 @@ TOKEN = "t0ken-for-cli-deploy-tests-0123456789"
 
 
 @contextlib.asynccontextmanager
-async def served(h: Harness, layers: LayerStore | None = None) -> AsyncIterator[str]:
+async def served(
+    h: Harness, layers: LayerStore | None = None, images: ImageLoader | None = None
+) -> AsyncIterator[str]:
     """The API with the harness's deployer on a loopback port; yields its URL."""
     app = create_api(TOKEN, StaticStatus(), h.store, events=h.events, deployer=h.deployer,
-                     layers=layers)
+                     layers=layers, images=images)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)  # listening before uvicorn starts: clients queue, no readiness polling
@@ -236,3 +239,26 @@ async def test_remote_server_gets_layers_then_a_clear_error(
         stored = list((tmp_path / "layers" / "sha256").iterdir())
         assert len(stored) == 2  # the test image's layer and the build's COPY layer
         assert await h.store.history(h.app) == []  # nothing was deployed
+
+
+async def test_remote_server_gets_layers_assembles_and_deploys(
+    tmp_path: Path, test_image: str, docker_network: str, docker_cleanup: str,
+    proxy_factory: Callable[..., ProxyProcess],
+) -> None:
+    proxy = proxy_factory("--no-access-log", https=False)
+    layers = LayerStore(tmp_path / "layers", min_free_bytes=0)
+    async with deployer_harness(tmp_path, docker_network, docker_cleanup, proxy) as h, \
+            served(h, layers, DockerImageLoader(h.runtime.client)) as url:
+        cfg = write_app(tmp_path / "project", h, url)
+        env = cli_env(tmp_path, TOKEN)
+        res = await run_haloy("deploy", "-c", str(cfg), env=env)
+        assert res.code == 0, res.out + res.err
+        assert "uploaded 2 layer(s)" in res.out and "succeeded" in res.out
+        assert len(list((tmp_path / "layers" / "sha256").iterdir())) == 2
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{proxy.http_port}") as c:
+            resp = await c.get("/built", headers={"host": DOMAIN})
+        assert resp.status_code == 200 and "built by haloy deploy" in resp.text
+        # A second deploy finds every layer on the server and sends nothing.
+        again = await run_haloy("deploy", "-c", str(cfg), env=env)
+        assert again.code == 0, again.out + again.err
+        assert "uploaded 0 layer(s), 0 bytes" in again.out

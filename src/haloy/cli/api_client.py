@@ -175,6 +175,13 @@ class ApiClient:
             timeout=UPLOAD_TIMEOUT,
         )
 
+    async def assemble_image(self, ref: str, config: str) -> dict[str, Any]:
+        """POST /v1/images/assemble: tag `ref` on the image made of uploaded layers + config."""
+        resp = await self.request("POST", "/v1/images/assemble",
+                                  json={"ref": ref, "config": config}, timeout=UPLOAD_TIMEOUT)
+        answer = resp.json()
+        return answer if isinstance(answer, dict) else {}
+
     async def post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST a JSON body; return the JSON object answered (empty if none)."""
         resp = await self.request("POST", path, json=body or {})

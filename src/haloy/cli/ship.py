@@ -49,6 +49,13 @@ def shares_engine(url: str, capabilities: list[str], forced: bool) -> bool:
     return forced or (is_loopback(url) and SHARED_ENGINE_CAPABILITY in capabilities)
 
 
+def saved_config(root: Path) -> str:
+    """The image config of an image unpacked from `docker save`, byte for byte."""
+    manifest = json.loads((root / "manifest.json").read_text())
+    name: str = manifest[0]["Config"]
+    return (root / name).read_text()
+
+
 def read_saved_image(root: Path) -> list[Layer]:
     """The layers of an image unpacked from `docker save` (manifest + config diff_ids)."""
     manifest = json.loads((root / "manifest.json").read_text())
@@ -136,12 +143,14 @@ async def upload_layers(
 async def ship_layers(
     api: ApiClient, ref: str, capabilities: list[str], progress: Callable[[int, int], None]
 ) -> tuple[int, int]:
-    """Save `ref`, upload the layers the server lacks; return (layers sent, bytes sent).
+    """Save `ref`, upload the layers the server lacks, assemble it there.
 
-    `progress(advance, total)` is called with bytes sent; total is the bytes to send.
+    Returns (layers sent, bytes sent). `progress(advance, total)` is called with bytes sent;
+    total is the bytes to send.
     """
     with tempfile.TemporaryDirectory(prefix="haloy-image-") as tmp:
         layers = await save_image(ref, Path(tmp))
+        config = saved_config(Path(tmp) / "image")
         total = sum(layer.size for layer in layers)
         sent = await upload_layers(api, layers, lambda n: progress(n, total))
         sent_bytes = sum(layer.size for layer in sent)
@@ -152,4 +161,5 @@ async def ship_layers(
             hint="upgrade haloyd; or deploy on the server's own engine with --shared-engine, "
             "or use `push: registry`",
         )
+    await api.assemble_image(ref, config)
     return len(sent), sent_bytes

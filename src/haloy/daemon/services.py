@@ -36,6 +36,7 @@ from haloy.certs.store import CertStore
 from haloy.config.daemon import LETSENCRYPT_PRODUCTION, AcmeSettings, DaemonConfig
 from haloy.daemon.api import EventHub, LayerStore, create_api, make_server, serve_api
 from haloy.daemon.api.daemon_status import DaemonStatusProvider
+from haloy.daemon.api.images import DockerImageLoader
 from haloy.daemon.api_token import read_token
 from haloy.daemon.app import Extra, Haloyd, ServeSettings
 from haloy.daemon.deployer import Deployer
@@ -122,6 +123,7 @@ def api_service(
             acme = Route("/.well-known/acme-challenge/{token}", ChallengeApp(challenges))
             app = create_api(token, status, store, events=events,
                              layers=LayerStore(paths.layers_dir), deployer=deployer,
+                             images=DockerImageLoader(haloyd.runtime.client),
                              public_routes=[acme])
             server = make_server(app, listen.bind_host, listen.port)
             log.info("API listening on %s:%d", listen.bind_host, listen.port)

@@ -14,7 +14,9 @@ from haloy.daemon.api.deploys import DeployHandlers, DeployService
 from haloy.daemon.api.endpoints import ENDPOINTS
 from haloy.daemon.api.events import EventHub
 from haloy.daemon.api.handlers import SSE_HEARTBEAT_S, Handlers
+from haloy.daemon.api.images import ImageHandlers, ImageLoader
 from haloy.daemon.api.layers import LayerStore
+from haloy.daemon.api.logs import LogHandlers
 from haloy.daemon.api.middleware import BearerAuth, BodyLimit, RateLimit, SecurityHeaders
 from haloy.daemon.api.openapi import build_openapi
 from haloy.daemon.api.problems import EXCEPTION_HANDLERS
@@ -51,11 +53,14 @@ def create_api(
     limits: ApiLimits = ApiLimits(),
     public_routes: Sequence[BaseRoute] = (),
     deployer: DeployService | None = None,
+    images: ImageLoader | None = None,
+    logs: LogHandlers | None = None,
 ) -> ASGIApp:
     """Build the API app; `public_routes` (e.g. the ACME HTTP-01 answer) skip the token.
 
     Deploy, rollback and stop are mounted only with a `deployer`; layer uploads only with
-    `layers`.
+    `layers`; image loading (assemble, whole tars) only with an `images` loader;
+    container logs only with `logs`.
     """
     if len(token) < MIN_TOKEN_LENGTH:
         raise ConfigError(
@@ -66,6 +71,8 @@ def create_api(
         ep for ep in ENDPOINTS
         if (layers is not None or not ep.needs_layers)
         and (deployer is not None or not ep.needs_deployer)
+        and (images is not None or not ep.needs_images)
+        and (logs is not None or not ep.needs_logs)
     ]
     capabilities = sorted({ep.capability for ep in mounted if ep.capability})
     handlers = Handlers(
@@ -78,9 +85,15 @@ def create_api(
         limits.sse_heartbeat_s,
     )
     deploys = DeployHandlers(deployer) if deployer is not None else None
+    image_handlers = ImageHandlers(images, layers) if images is not None else None
     routes: dict[str, Route] = {}
     for ep in mounted:
-        owner = deploys if ep.needs_deployer else handlers
+        owner: object = (
+            deploys if ep.needs_deployer
+            else image_handlers if ep.needs_images
+            else logs if ep.needs_logs
+            else handlers
+        )
         routes[ep.handler] = Route(
             ep.path, getattr(owner, ep.handler), methods=[ep.method], name=ep.handler
         )

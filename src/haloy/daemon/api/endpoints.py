@@ -9,11 +9,13 @@ from pydantic import BaseModel
 from haloy.daemon.api.schemas import (
     AppList,
     AppStatus,
+    AssembleRequest,
     DeployAccepted,
     DeploymentEvent,
     DeploymentList,
     DeployRequest,
     Health,
+    ImageLoaded,
     LayerCheckRequest,
     LayerCheckResponse,
     LayerStored,
@@ -48,6 +50,8 @@ class Endpoint:
     needs_layers: bool = False
     large_body: bool = False
     needs_deployer: bool = False
+    needs_images: bool = False
+    needs_logs: bool = False
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -151,5 +155,45 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(400, 409, 422),
         capability="apps.stop",
         needs_deployer=True,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/images/assemble",
+        "images_assemble",
+        "Build an image from uploaded layers and its config (docker load of a tar made on the "
+        "fly) and tag it; 409 names layers still missing, 507 when the disk is short.",
+        ImageLoaded,
+        status=201,
+        request=AssembleRequest,
+        errors=(400, 409, 413, 422, 507),
+        capability="images.assemble",
+        needs_layers=True,
+        needs_images=True,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/images",
+        "images_load",
+        "Load a whole `docker save` tar streamed as the body.",
+        ImageLoaded,
+        status=201,
+        request_media_type="application/x-tar",
+        errors=(400, 413, 507),
+        capability="images.tar",
+        needs_images=True,
+        large_body=True,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/apps/{app}/logs",
+        "app_logs",
+        "Container logs as server-sent events (`log` events with container, stream stdout or "
+        "stderr, time, line; an `end` event closes a finite stream). Query: tail (default "
+        "100), follow (default true), container (id prefix), all (every container).",
+        None,
+        media_type=SSE,
+        errors=(400, 404),
+        capability="apps.logs",
+        needs_logs=True,
     ),
 )

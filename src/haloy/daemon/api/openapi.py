@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from haloy import __version__
-from haloy.daemon.api.endpoints import ENDPOINTS, JSON, OCTETS, SSE, Endpoint
+from haloy.daemon.api.endpoints import ENDPOINTS, JSON, SSE, Endpoint
 from haloy.daemon.api.schemas import ErrorBody
 
 _Mode = Literal["validation", "serialization"]
@@ -25,7 +25,8 @@ _ERROR_TEXT = {
     400: "Invalid name, digest or parameter.",
     401: "Missing or wrong bearer token.",
     404: "Not found.",
-    409: "A deployment of this app is running (or the deployment cannot be used).",
+    409: "A deployment of this app is running, the deployment cannot be used, or layers are "
+    "missing.",
     413: "Request body too large.",
     422: "Request body does not match the schema.",
     429: "Too many requests; see Retry-After.",
@@ -48,13 +49,11 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
         ]
     if ep.request is not None:
         op["requestBody"] = {"required": True, "content": {JSON: {"schema": _ref(ep.request)}}}
-    elif ep.request_media_type == OCTETS:
-        op["requestBody"] = {
-            "required": True,
-            "content": {OCTETS: {"schema": {"type": "string", "format": "binary"}}},
-        }
+    elif ep.request_media_type != JSON:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        op["requestBody"] = {"required": True, "content": {ep.request_media_type: binary}}
     if ep.response is None:
-        ok: dict[str, Any] = {"description": "OK", "content": {JSON: {"schema": {}}}}
+        ok: dict[str, Any] = {"description": "OK", "content": {ep.media_type: {"schema": {}}}}
     elif ep.media_type == SSE:
         ok = {
             "description": "Server-sent events; each `data:` is this schema.",

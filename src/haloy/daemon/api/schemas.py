@@ -231,3 +231,22 @@ class StopResult(Schema):
     app: str
     containers: list[str]
     removed: bool
+
+
+class AssembleRequest(Schema):
+    """POST /v1/images/assemble: tag `ref` on an image built from uploaded layers."""
+
+    ref: str = Field(min_length=1, max_length=255, description="Tag the image gets, e.g. app:v1")
+    config: str = Field(
+        min_length=2,
+        description="The image config JSON exactly as `docker save` wrote it; its "
+        "rootfs.diff_ids name the uploaded layers, in order",
+    )
+
+
+class ImageLoaded(Schema):
+    """An image docker loaded: the tags it now carries."""
+
+    refs: list[str]
+    layers: int = Field(0, description="Layers assembled (0 for a whole tar)")
+    bytes: int = Field(description="Bytes handed to docker load")

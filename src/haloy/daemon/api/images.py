@@ -1,0 +1,136 @@
+"""Image endpoints: assemble an image from uploaded layers, or load a whole `docker save` tar.
+
+Both stream a tar into docker load (`POST /images/load`): nothing is staged on disk beyond
+the layers already stored, and the disk-space preflight answers 507 before docker starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Protocol
+
+import aiodocker
+from starlette.requests import Request
+from starlette.responses import Response
+
+from haloy.daemon.api.handlers import model_response
+from haloy.daemon.api.image_tar import ImageSpecError, image_tar, parse_spec
+from haloy.daemon.api.layers import LayerStore, check_digest
+from haloy.daemon.api.problems import ApiProblem
+from haloy.daemon.api.schemas import AssembleRequest, ImageLoaded
+
+log = logging.getLogger(__name__)
+_LOADED = "Loaded image: "
+
+
+class ImageLoader(Protocol):
+    """What the image endpoints need of the engine."""
+
+    async def load(self, tar: AsyncIterator[bytes]) -> list[str]:
+        """docker load a tar stream; return the references it tagged."""
+        ...
+
+
+class DockerImageLoader:
+    """docker load through aiodocker; an engine refusal is the client's 400."""
+
+    def __init__(self, client: aiodocker.Docker) -> None:
+        self.client = client
+
+    async def load(self, tar: AsyncIterator[bytes]) -> list[str]:
+        """docker load a tar stream; return the references it tagged."""
+        try:
+            items = await self.client.images.import_image(data=tar)
+        except aiodocker.DockerError as exc:
+            raise ApiProblem(
+                400,
+                f"docker load refused the image: {exc.message}",
+                hint="send the tar `docker save` writes (or upload the layers again)",
+                code="image_load_failed",
+            ) from exc
+        refs: list[str] = []
+        for item in items:
+            if isinstance(item, dict) and "error" in item:
+                raise ApiProblem(400, f"docker load refused the image: {item['error']}",
+                                 hint="send the tar `docker save` writes",
+                                 code="image_load_failed")
+            text = item.get("stream", "") if isinstance(item, dict) else ""
+            for line in str(text).splitlines():
+                if line.startswith(_LOADED):
+                    refs.append(line.removeprefix(_LOADED).strip())
+        return refs
+
+
+async def threaded(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Drive a blocking (file-reading) generator in worker threads."""
+    while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+        yield piece
+
+
+class Counted:
+    """Counts the bytes of a stream as it passes."""
+
+    def __init__(self, stream: AsyncIterator[bytes]) -> None:
+        self.stream = stream
+        self.bytes = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.stream:
+            self.bytes += len(chunk)
+            yield chunk
+
+
+class ImageHandlers:
+    """POST /v1/images/assemble and POST /v1/images."""
+
+    def __init__(self, loader: ImageLoader, layers: LayerStore | None) -> None:
+        self.loader = loader
+        self.layers = layers
+
+    async def images_assemble(self, request: Request) -> Response:
+        """POST /v1/images/assemble"""
+        body = AssembleRequest.model_validate_json(await request.body())
+        assert self.layers is not None  # mounted only with a layer store
+        try:
+            spec = parse_spec(body.ref, body.config)
+        except ImageSpecError as exc:
+            raise ApiProblem(400, str(exc), hint="send the ref and the config `docker save` "
+                             "wrote", code="invalid_image") from exc
+        paths: dict[str, Path] = {}
+        missing: list[str] = []
+        for digest in dict.fromkeys(spec.diff_ids):
+            path = self.layers.path_for(check_digest(digest))
+            if path.is_file():
+                paths[digest] = path
+            else:
+                missing.append(digest)
+        if missing:
+            raise ApiProblem(
+                409,
+                f"{len(missing)} layer(s) of {spec.ref} are not on the server: "
+                + ", ".join(missing),
+                hint="upload them first (PUT /v1/images/layers/{digest}); haloy deploy does",
+                code="layers_missing",
+            )
+        size = sum(p.stat().st_size for p in paths.values())
+        self.layers.preflight(size)  # docker load copies the layers into its own store
+        tar = Counted(threaded(image_tar(spec, paths)))
+        refs = await self.loader.load(aiter(tar))
+        log.info("assembled %s from %d layer(s), %d bytes", spec.ref, len(paths), tar.bytes)
+        return model_response(
+            ImageLoaded(refs=refs or [spec.ref], layers=len(paths), bytes=tar.bytes), status=201
+        )
+
+    async def images_load(self, request: Request) -> Response:
+        """POST /v1/images (a whole `docker save` tar as the body)"""
+        declared = request.headers.get("content-length")
+        expected = int(declared) if declared and declared.isdigit() else None
+        if self.layers is not None:
+            self.layers.preflight(expected)
+        tar = Counted(request.stream())
+        refs = await self.loader.load(aiter(tar))
+        log.info("loaded %s from a %d-byte tar", ", ".join(refs) or "an image", tar.bytes)
+        return model_response(ImageLoaded(refs=refs, layers=0, bytes=tar.bytes), status=201)

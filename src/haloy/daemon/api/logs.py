@@ -1,0 +1,149 @@
+"""GET /v1/apps/{app}/logs: container logs as server-sent events, stdout and stderr marked.
+
+Docker multiplexes both streams into one; reading each with its own request keeps them apart.
+Lines carry Docker's timestamps so a finite (non-follow) answer is merged in time order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiodocker
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from haloy.daemon.api.endpoints import SSE
+from haloy.daemon.api.handlers import check_app
+from haloy.daemon.api.problems import ApiProblem
+from haloy.runtime.labels import APP_NAME, DEPLOYMENT_ID
+
+DEFAULT_TAIL = 100
+MAX_TAIL = 10000
+STREAMS = ("stdout", "stderr")
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a container's output."""
+
+    container: str
+    stream: str
+    time: str
+    line: str
+
+    def sse(self) -> bytes:
+        """The line as one server-sent event."""
+        data = json.dumps({"container": self.container, "stream": self.stream,
+                           "time": self.time, "line": self.line})
+        return f"event: log\ndata: {data}\n\n".encode()
+
+
+def split_stamped(container: str, stream: str, chunk: str) -> list[LogLine]:
+    """Lines of a `timestamps=true` log chunk: '<RFC3339> <text>' each."""
+    out = []
+    for raw in chunk.splitlines():
+        stamp, _, text = raw.partition(" ")
+        out.append(LogLine(container, stream, stamp, text))
+    return out
+
+
+def time_key(stamp: str) -> str:
+    """A sortable form of Docker's RFC3339Nano stamp (it trims the fraction's trailing zeros)."""
+    head, dot, rest = stamp.partition(".")
+    if not dot:
+        head, rest = stamp.removesuffix("Z"), "Z"
+    digits = rest.rstrip("Z")
+    return f"{head}.{digits.ljust(9, '0')}"
+
+
+def parse_tail(raw: str | None) -> int:
+    """The `tail` query parameter (default 100); 400 when not 0..MAX_TAIL."""
+    if raw is None:
+        return DEFAULT_TAIL
+    if not raw.isdigit() or int(raw) > MAX_TAIL:
+        raise ApiProblem(400, f"invalid tail {raw!r}", hint=f"tail is 0 to {MAX_TAIL} lines")
+    return int(raw)
+
+
+class LogHandlers:
+    """Reads an app's container logs from the engine."""
+
+    def __init__(self, client: aiodocker.Docker, heartbeat: float = 15.0) -> None:
+        self.client = client
+        self.heartbeat = heartbeat
+
+    async def _containers(self, app: str, wanted: str | None, every: bool) -> list[Any]:
+        found = await self.client.containers.list(
+            all=True, filters={"label": [f"{APP_NAME}={app}"]}
+        )
+        if wanted:
+            found = [c for c in found if c.id.startswith(wanted)]
+        if not found:
+            raise ApiProblem(404, f"no container of app {app!r}"
+                             + (f" matches {wanted!r}" if wanted else ""),
+                             hint="see the app's containers with GET /v1/apps/{app} (haloy status)")
+        if every or wanted:
+            return found
+        # Default: the containers of the newest deployment (ULIDs sort by time).
+        newest = max(c["Labels"].get(DEPLOYMENT_ID, "") for c in found)
+        return [c for c in found if c["Labels"].get(DEPLOYMENT_ID, "") == newest][:1]
+
+    async def app_logs(self, request: Request) -> Response:
+        """GET /v1/apps/{app}/logs[?tail=N&follow=false&container=ID&all=true]"""
+        app = check_app(request.path_params["app"])
+        q = request.query_params
+        tail = parse_tail(q.get("tail"))
+        follow = q.get("follow", "true").lower() not in ("0", "false", "no")
+        every = q.get("all", "false").lower() in ("1", "true", "yes")
+        containers = await self._containers(app, q.get("container") or None, every)
+        body = self._follow(containers, tail) if follow else self._finite(containers, tail)
+        return StreamingResponse(body, media_type=SSE, headers={"x-accel-buffering": "no"})
+
+    async def _finite(self, containers: list[Any], tail: int) -> AsyncIterator[bytes]:
+        lines: list[LogLine] = []
+        for c in containers:
+            for stream in STREAMS:
+                chunks = await c.log(**{stream: True}, tail=tail, timestamps=True)
+                for chunk in chunks:
+                    lines += split_stamped(c.id[:12], stream, chunk)
+        for line in sorted(lines, key=lambda ln: time_key(ln.time)):
+            yield line.sse()
+        yield b"event: end\ndata: {}\n\n"
+
+    async def _follow(self, containers: list[Any], tail: int) -> AsyncIterator[bytes]:
+        queue: asyncio.Queue[LogLine | None] = asyncio.Queue(maxsize=1000)
+
+        async def pump(c: Any, stream: str) -> None:
+            try:
+                async for chunk in c.log(**{stream: True}, follow=True, tail=tail,
+                                         timestamps=True):
+                    for line in split_stamped(c.id[:12], stream, chunk):
+                        await queue.put(line)
+            finally:
+                await queue.put(None)
+
+        tasks = [asyncio.create_task(pump(c, s)) for c in containers for s in STREAMS]
+        try:
+            running = len(tasks)
+            while running:
+                try:
+                    item = await asyncio.wait_for(queue.get(), self.heartbeat)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                if item is None:
+                    running -= 1
+                else:
+                    yield item.sse()
+            yield b"event: end\ndata: {}\n\n"
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(BaseException):
+                    await t
