@@ -75,6 +75,20 @@ def test_running_api_passes(server: HaloydEnv) -> None:
     assert any(f"api http://{listen}/health" in line for line in lines_with(proc.stdout, "pass"))
 
 
+def test_ops_checks_only_when_installed_or_asked(server: HaloydEnv) -> None:
+    # This machine has no haloy units: plain verify skips the installed-server checks...
+    plain = server.run("verify")
+    assert "unit haloyd.service" not in plain.stdout
+    # ...and --ops runs them on the ports haloyd.yaml gives the proxy.
+    assert server.run("config", "set", "proxy.http_listen", "127.0.0.1:1").returncode == 0
+    proc = server.run("verify", "--ops")
+    assert proc.returncode == 1
+    [unit] = [line for line in proc.stdout.splitlines() if "unit haloyd.service" in line]
+    assert unit.startswith("fail") and "install-server.sh" in unit
+    assert any(line.startswith("fail  port 1:") for line in proc.stdout.splitlines())
+    assert any("api domain" in line for line in lines_with(proc.stdout, "warn"))
+
+
 def test_loose_dir_mode_fails_naming_the_dir(server: HaloydEnv) -> None:
     (server.data_dir / "certs").chmod(0o755)
     proc = server.run_script("verify")

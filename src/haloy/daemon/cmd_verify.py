@@ -15,19 +15,32 @@ from haloy.errors import HaloyError
 @click.option(
     "--require-api", is_flag=True, help="Fail (instead of warn) when the API is not running."
 )
+@click.option(
+    "--ops/--no-ops",
+    default=None,
+    help="Also check the installed server: systemd units enabled, ports owned by haloy-proxy, "
+    "the API through its domain with a valid certificate, DNS. Default: when units are installed.",
+)
 @paths_options
 @network_option
 def verify(
-    require_api: bool, config_dir: Path | None, data_dir: Path | None, network_name: str
+    require_api: bool,
+    ops: bool | None,
+    config_dir: Path | None,
+    data_dir: Path | None,
+    network_name: str,
 ) -> None:
     """Check dirs and modes, the token, haloyd.yaml, Docker, the network and the API.
 
+    On an installed server (systemd units present, or --ops) also the units, the owners of the
+    proxy's ports, the API through its domain and the domain's DNS (a warning at worst).
     Exits 1 if any check fails; a stopped API is only a warning unless --require-api.
 
     \b
     Examples:
       haloyd verify
       haloyd verify --require-api
+      haloyd verify --ops
     """
     # Imported when run: `haloyd --help` stays fast, and one command's imports cannot break
     # the others that share this auto-registered group.
@@ -36,7 +49,11 @@ def verify(
     colors = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "red"}
     paths = resolve_paths(config_dir, data_dir)
     checks = run_checks(
-        paths, network=network_name, docker_host=docker_host(), require_api=require_api
+        paths,
+        network=network_name,
+        docker_host=docker_host(),
+        require_api=require_api,
+        ops=ops,
     )
     for check in checks:
         label = click.style(f"{check.status.value:<4}", fg=colors[check.status], bold=True)

@@ -116,13 +116,41 @@ def check_api(config: DaemonConfig | None, require_api: bool) -> Check:
 
 
 def run_checks(
-    paths: Paths, *, network: str, docker_host: str | None, require_api: bool
+    paths: Paths,
+    *,
+    network: str,
+    docker_host: str | None,
+    require_api: bool,
+    ops: bool | None = None,
 ) -> list[Check]:
-    """Every check, in the order a person would fix them."""
+    """Every check, in the order a person would fix them.
+
+    `ops` adds the installed-server checks (units, port owners, API domain, DNS); None means
+    "when systemd units are installed here".
+    """
     checks = [check_dir(d) for d in server_dirs(paths)]
     checks.append(check_env_file(paths.env_file))
     config_check, config = check_config(paths.daemon_config)
     checks.append(config_check)
     checks.extend(asyncio.run(check_docker(network, docker_host)))
     checks.append(check_api(config, require_api))
+    if ops is None:
+        # Imported here: verify_ops imports this module for Check and Status.
+        from haloy.daemon.verify_ops import installed
+
+        ops = installed()
+    if ops:
+        checks.extend(_ops_checks(config))
     return checks
+
+
+def _ops_checks(config: DaemonConfig | None) -> list[Check]:
+    """The installed-server checks, on the ports haloyd.yaml gives the proxy."""
+    from haloy.daemon import verify_ops
+
+    if config is None:
+        return verify_ops.run_ops_checks(None)
+    http = verify_ops.listen_port(config.proxy.http_listen)
+    https = verify_ops.listen_port(config.proxy.https_listen)
+    ports = [p for p in (http, https) if p is not None]
+    return verify_ops.run_ops_checks(config.api.domain, ports=ports, https_port=https or 443)

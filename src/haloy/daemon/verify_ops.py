@@ -178,12 +178,30 @@ def check_dns(domain: str | None) -> Check | None:
     return dns_verdict(domain, resolve(domain), is_local_address)
 
 
-def run_ops_checks(api_domain: str | None, *, unit_dir: Path = UNIT_DIR) -> list[Check]:
+def listen_port(listen: str) -> int | None:
+    """The port of a `HOST:PORT` / `:PORT` listen value; None for "off"."""
+    if listen == "off":
+        return None
+    return int(listen.rsplit(":", 1)[1])
+
+
+def installed(unit_dir: Path = UNIT_DIR) -> bool:
+    """True when this machine runs haloy from systemd units (install-server.sh was run)."""
+    return any((unit_dir / unit).is_file() for unit in UNITS)
+
+
+def run_ops_checks(
+    api_domain: str | None,
+    *,
+    unit_dir: Path = UNIT_DIR,
+    ports: Iterable[int] = PROXY_PORTS,
+    https_port: int = 443,
+) -> list[Check]:
     """Every operations check, in the order a person would fix them."""
     checks = check_units(unit_dir)
-    checks.extend(check_port_owner(port) for port in PROXY_PORTS)
+    checks.extend(check_port_owner(port) for port in ports)
     dns = check_dns(api_domain)
     if dns is not None:
         checks.append(dns)
-    checks.append(check_api_domain(api_domain))
+    checks.append(check_api_domain(api_domain, https_port))
     return checks
