@@ -6,9 +6,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from haloy.daemon.api.daemon_status import (
     DaemonStatusProvider,
     counters_from_proxy,
+    public_url,
     to_app_status,
 )
 from haloy.daemon.status import AppStatus, DaemonStatus, ReplicaStatus
@@ -60,6 +63,28 @@ def test_to_app_status() -> None:
     assert (first.routing, first.health, first.requests, first.active_connections) == (
         "active", "up", 15, 3)
     assert (second.routing, second.requests) == ("draining", 0)
+
+
+@pytest.mark.parametrize(
+    ("tls", "ports", "url"),
+    [
+        (True, (80, 443), "https://web.example.com"),
+        (False, (80, 443), "http://web.example.com"),
+        (True, (8480, None), "http://web.example.com:8480"),  # HTTPS off: never https://
+        (True, (8480, 8443), "https://web.example.com:8443"),
+        (False, (8480, 8443), "http://web.example.com:8480"),
+    ],
+)
+def test_public_url(tls: bool, ports: tuple[int, int | None], url: str) -> None:
+    assert public_url("web.example.com", tls, ports) == url
+
+
+def test_domain_urls_follow_the_routes_tls_flag() -> None:
+    routes = (Route(app="web", domain="web.example.com", tls=True),
+              Route(app="web", domain="shop.example.com"))
+    out = to_app_status(WEB, routes, ports=(8480, 8443))
+    assert [d.url for d in out.domains] == [
+        "https://web.example.com:8443", "http://shop.example.com:8480"]
 
 
 def test_without_proxy_counters_are_null() -> None:

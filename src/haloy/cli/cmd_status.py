@@ -112,7 +112,7 @@ def print_status(console: Console, label: str, url: str, app: AppStatus | None) 
         expiry = (f"certificate expires {d.certificate_expiry:%Y-%m-%d}"
                   if d.certificate_expiry else "no certificate yet")
         aliases = f" (aliases: {', '.join(d.aliases)})" if d.aliases else ""
-        console.print(f"  domain: https://{d.domain}{aliases}, {expiry}")
+        console.print(f"  domain: {d.url or d.domain}{aliases}, {expiry}")
     if app.replicas:
         console.print(status_table(app))
     else:
@@ -203,7 +203,7 @@ async def follow_started(
         raise ApiError(f"{api.base_url} did not answer with a deployment id")
     outcome.urls = [f"https://{d.domain}" for d in target.domains]
     printer = EventPrinter(console, f"[{target_label(target)}]", show_progress)
-    return await follow_events(api, outcome, printer)
+    return await follow_events(api, outcome, printer, target.name)
 
 
 @cli.command("rollback")

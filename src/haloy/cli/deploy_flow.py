@@ -204,7 +204,7 @@ class Deploy:
                 if outcome.deployment_id is None:
                     raise ApiError(f"{job.url} accepted the deploy without a deployment id")
                 printer = EventPrinter(self.console, f"[{job.label}]", self.show_logs)
-                await follow_events(api, outcome, printer)
+                await follow_events(api, outcome, printer, job.target.name)
             if outcome.succeeded:
                 await run_hooks("post_deploy", job.target.post_deploy, cwd, self.env,
                                 self.echo(f"[{job.label}]"))

@@ -6,11 +6,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.markup import escape
 
 from haloy.cli.api_client import ApiClient
 from haloy.daemon.api.schemas import DeploymentEvent
+from haloy.errors import HaloyError
 
 _STYLES = {
     "info": "cyan",
@@ -79,8 +81,13 @@ def failure_logs(event: DeploymentEvent) -> list[str]:
     return [str(x) for x in logs] if isinstance(logs, list) else []
 
 
-async def follow_events(api: ApiClient, outcome: Outcome, printer: EventPrinter) -> Outcome:
-    """Stream a deployment's events until its terminal event; fill in `outcome`."""
+async def follow_events(
+    api: ApiClient, outcome: Outcome, printer: EventPrinter, app: str | None = None
+) -> Outcome:
+    """Stream a deployment's events until its terminal event; fill in `outcome`.
+
+    With `app`, a successful outcome's URLs are the ones the server reports serving.
+    """
     assert outcome.deployment_id is not None
     started = time.monotonic()
     async for event in api.events(outcome.deployment_id):
@@ -94,7 +101,18 @@ async def follow_events(api: ApiClient, outcome: Outcome, printer: EventPrinter)
     outcome.timings["rollout"] = time.monotonic() - started
     if not outcome.succeeded and outcome.reason is None:
         outcome.reason = "the event stream ended without a result"
+    if outcome.succeeded and app is not None:
+        outcome.urls = await served_urls(api, app, outcome.urls)
     return outcome
+
+
+async def served_urls(api: ApiClient, app: str, fallback: list[str]) -> list[str]:
+    """The URLs the server says it serves `app` at (http:// until a certificate exists)."""
+    try:
+        status = await api.app(app)
+    except (HaloyError, httpx.HTTPError):
+        return fallback  # the summary is still useful with the configured domains
+    return [d.url for d in status.domains if d.url] or fallback
 
 
 def print_summary(console: Console, outcomes: list[Outcome]) -> None:

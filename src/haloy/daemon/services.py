@@ -119,7 +119,8 @@ def api_service(
                 current = haloyd.publisher.current
                 return current.routes if current else ()
 
-            status = DaemonStatusProvider(haloyd.status, routes, proxy_status, cert_expiry)
+            status = DaemonStatusProvider(haloyd.status, routes, proxy_status, cert_expiry,
+                                          public_ports(config))
             acme = Route("/.well-known/acme-challenge/{token}", ChallengeApp(challenges))
             app = create_api(token, status, store, events=events,
                              layers=LayerStore(paths.layers_dir), deployer=deployer,
@@ -151,6 +152,15 @@ async def wait_listening(endpoint: Endpoint, timeout: float) -> bool:
         log.warning("API listener %s:%d not up after %.0f s; ordering certificates anyway",
                     endpoint.address, endpoint.port, timeout)
         return False
+
+
+def public_ports(config: DaemonConfig) -> tuple[int, int | None]:
+    """The proxy's HTTP and HTTPS ports from haloyd.yaml (HTTPS None when off)."""
+    https = config.proxy.https_listen
+    return (
+        int(config.proxy.http_listen.rsplit(":", 1)[1]),
+        None if https == "off" else int(https.rsplit(":", 1)[1]),
+    )
 
 
 def tls_hosts(snapshot: Snapshot | None, certs: CertStore, now: dt.datetime) -> frozenset[str]:

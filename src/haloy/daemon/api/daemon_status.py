@@ -23,6 +23,17 @@ log = logging.getLogger(__name__)
 Counters = Mapping[tuple[str, int], tuple[int, int]]
 ProxyStatus = Callable[[], Awaitable[Mapping[str, Any]]]
 CertExpiry = Callable[[str], datetime | None]
+# The proxy's public HTTP port and HTTPS port (None when HTTPS is off).
+PublicPorts = tuple[int, int | None]
+DEFAULT_PORTS: PublicPorts = (80, 443)
+
+
+def public_url(domain: str, tls: bool, ports: PublicPorts) -> str:
+    """The URL a browser uses for `domain` (the default port is left out)."""
+    http, https = ports
+    if tls and https is not None:
+        return f"https://{domain}" + ("" if https == 443 else f":{https}")
+    return f"http://{domain}" + ("" if http == 80 else f":{http}")
 
 
 def counters_from_proxy(reply: Mapping[str, Any]) -> Counters:
@@ -44,9 +55,11 @@ def to_app_status(
     routes: Sequence[Route] = (),
     counters: Counters | None = None,
     cert_expiry: CertExpiry | None = None,
+    ports: PublicPorts = DEFAULT_PORTS,
 ) -> AppStatus:
     """The API view of one app (pure)."""
     aliases = {r.domain: list(r.aliases) for r in routes if r.app == app.app}
+    tls = {r.domain: r.tls for r in routes if r.app == app.app}
     replicas = []
     for r in app.replicas:
         count = counters.get((r.address, r.port)) if counters is not None else None
@@ -63,6 +76,7 @@ def to_app_status(
         Domain(
             domain=d, aliases=aliases.get(d, []),
             certificate_expiry=cert_expiry(d) if cert_expiry else None,
+            url=public_url(d, tls.get(d, False), ports),
         )
         for d in app.domains
     ]
@@ -80,11 +94,13 @@ class DaemonStatusProvider:
         routes: Callable[[], Sequence[Route]] = tuple,
         proxy_status: ProxyStatus | None = None,
         cert_expiry: CertExpiry | None = None,
+        ports: PublicPorts = DEFAULT_PORTS,
     ) -> None:
         self._status = status
         self._routes = routes
         self._proxy_status = proxy_status
         self._cert_expiry = cert_expiry
+        self._ports = ports
 
     async def _counters(self) -> Counters | None:
         if self._proxy_status is None:
@@ -101,11 +117,14 @@ class DaemonStatusProvider:
         counters = await self._counters()
         routes = self._routes()
         apps = sorted(self._status().apps, key=lambda a: a.app)
-        return [to_app_status(a, routes, counters, self._cert_expiry) for a in apps]
+        return [
+            to_app_status(a, routes, counters, self._cert_expiry, self._ports) for a in apps
+        ]
 
     async def app(self, name: str) -> AppStatus | None:
         """One app, or None."""
         found = self._status().app(name)
         if found is None:
             return None
-        return to_app_status(found, self._routes(), await self._counters(), self._cert_expiry)
+        counters = await self._counters()
+        return to_app_status(found, self._routes(), counters, self._cert_expiry, self._ports)

@@ -75,6 +75,11 @@ class Domain(Schema):
     domain: str
     aliases: list[str] = []
     certificate_expiry: datetime | None = None
+    url: str | None = Field(
+        None,
+        description="Where the proxy serves it: https:// once a certificate covers it and "
+        "HTTPS is on, else http://",
+    )
 
 
 class AppStatus(Schema):
