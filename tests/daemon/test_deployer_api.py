@@ -85,6 +85,9 @@ async def test_deploy_rollback_stop_over_http(
 
                 bad = await c.post("/v1/deploy", json=body(h, "v1", domains=[{"domain": "a b"}]))
                 assert bad.status_code == 422
+                two_named = await c.post("/v1/deploy", json=body(
+                    h, "v1", namingStrategy="static", strategy="replace", replicas=2))
+                assert two_named.status_code == 422 and "1 replica" in two_named.json()["detail"]
                 traversal = await c.post("/v1/apps/..%2Fetc/rollback", json={"deploymentId": v1})
                 assert traversal.status_code == 400
                 unknown = await c.post(f"/v1/apps/{h.app}/rollback",

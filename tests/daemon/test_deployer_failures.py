@@ -94,3 +94,32 @@ async def test_interrupted_deploy_converges_on_restart(
                 load.served.clear()
         assert load.versions() == {"v1"} and load.failures == []
         assert first.status is Status.SUCCEEDED
+
+
+async def test_static_naming_keeps_the_app_name_across_deploys_and_reverts(
+    tmp_path: Path, unhealthy_image: str, docker_network: str, docker_cleanup: str,
+    proxy_factory: Callable[..., ProxyProcess],
+) -> None:
+    proxy = proxy_factory("--no-access-log", https=False)
+    async with deployer_harness(tmp_path, docker_network, docker_cleanup, proxy) as h:
+        static = {"strategy": "replace", "naming": "static"}
+
+        def names() -> list[str]:
+            return docker_cli("ps", "-a", "--format", "{{.Names}}", "--filter",
+                              f"label=dev.haloy.appName={h.app}").split()
+
+        first = await h.deploy("v1", **static)
+        assert first.status is Status.SUCCEEDED
+        assert names() == [h.app]
+        second = await h.deploy("v2", **static)
+        assert second.status is Status.SUCCEEDED, second.reason
+        assert names() == [h.app]  # the replaced container is gone, the name moved on
+        (current,) = h.containers("status=running")
+        async with h.load() as load:
+            bad = await h.deploy("unhealthy", deadline_s=8.0, **static)
+        assert bad.status is Status.FAILED
+        assert load.failures == [], load.failures[:5]  # the hold covered the gap
+        assert load.versions() == {"v2"}
+        # Reverted: the previous container runs again under the app's name.
+        assert names() == [h.app]
+        assert h.containers("status=running") == [current]

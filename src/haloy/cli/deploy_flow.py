@@ -87,6 +87,7 @@ def deploy_request(config: AppConfig, job: Job, deadline_s: float) -> DeployRequ
         env=dict(job.resolved.env),
         volumes=list(t.volumes),
         strategy=t.deployment_strategy,
+        naming_strategy=t.naming_strategy,
         pull_policy=pull_policy,
         history_count=t.image.history.count or 1,
         deadline_seconds=deadline_s,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from haloy.daemon.api.events import EventLog
 from haloy.daemon.api.schemas import EventKind
 from haloy.daemon.deploy_plan import Action, Step
-from haloy.daemon.deploy_spec import DeploySpec, container_spec
+from haloy.daemon.deploy_spec import DeploySpec, container_spec, set_aside_name
 from haloy.daemon.health_gate import GateFailed, wait_ready
 from haloy.daemon.route_control import BackendRef, RouteControl
 from haloy.errors import HaloyError, RuntimeError_
@@ -50,6 +50,7 @@ class DeployRun:
     stop_grace_s: int = STOP_GRACE_S
     new: dict[int, str] = field(default_factory=dict)  # replica -> container id
     done: list[Step] = field(default_factory=list)
+    set_aside: dict[str, str] = field(default_factory=dict)  # old id -> its static name
 
     async def execute(self, steps: tuple[Step, ...]) -> None:
         """Run every step within the deploy deadline; raise StepFailed on the first failure."""
@@ -82,6 +83,8 @@ class DeployRun:
             cspec = container_spec(
                 spec, self.deployment_id, step.replica, self.image, self.containers.network
             )
+            if spec.naming == "static":
+                await self._free_name(cspec.name)
             self.new[step.replica] = await self.containers.run(cspec)
         elif step.action is Action.GATE:
             cid = self.new[step.replica or 0]
@@ -97,6 +100,18 @@ class DeployRun:
             await self.routes.leave(app, [old])
             await self.containers.stop(old, self.stop_grace_s)
         await self.routes.wait_published()
+
+    async def _free_name(self, name: str) -> None:
+        """Rename the stopped old container that holds the static `name` (kept for a revert)."""
+        holder = await self.containers.inspect(name)
+        if holder is None:
+            return
+        stopped = {s.old for s in self.done if s.action is Action.STOP}
+        if holder.id not in stopped:
+            raise StepFailed(f"a container named {name} exists and is not this app's old "
+                             "version", holder.id)
+        await self.containers.rename(holder.id, set_aside_name(self.spec.app, self.deployment_id))
+        self.set_aside[holder.id] = name
 
     async def _join(self, cid: str) -> None:
         state = await self.containers.inspect(cid)
@@ -119,6 +134,12 @@ class DeployRun:
             except (HaloyError, TimeoutError) as exc:
                 problems.append(f"{step}: {exc}")
                 log.error("%s: revert step %s failed: %s", self.deployment_id, step, exc)
+        for cid, name in self.set_aside.items():
+            # The new container is removed by now, so the old one gets its name back.
+            try:
+                await self.containers.rename(cid, name)
+            except HaloyError as exc:
+                problems.append(f"rename {cid[:12]} back to {name}: {exc}")
         return problems
 
     async def _undo(self, step: Step, deadline: float) -> None:

@@ -16,6 +16,9 @@ from haloy.runtime.labels import AppLabels, Domain, encode
 
 Strategy = Literal["rolling", "replace"]
 PullPolicy = Literal["always", "if_missing", "never"]
+# dynamic: `<app>-<deployment id>-<replica>`; static: the container is named `<app>` (one
+# replica, replace deploys), so other containers reach it by that name.
+NamingStrategy = Literal["dynamic", "static"]
 
 # A deploy that is not healthy within this many seconds (after the image is present) fails.
 DEFAULT_DEADLINE_S = 300.0
@@ -39,6 +42,7 @@ class DeploySpec:
     env: Mapping[str, str] = field(default_factory=dict)
     volumes: tuple[str, ...] = ()
     strategy: Strategy = "rolling"
+    naming: NamingStrategy = "dynamic"
     pull_policy: PullPolicy = "if_missing"
     history_count: int = DEFAULT_HISTORY_COUNT
     deadline_s: float = DEFAULT_DEADLINE_S
@@ -79,9 +83,14 @@ def image_tag(app: str, deployment_id: str) -> str:
     return f"{app}:{deployment_id.lower()}"
 
 
-def container_name(app: str, deployment_id: str, replica: int) -> str:
-    """`<app>-<deployment id>-<replica>`: unique per deployment, sorts by time."""
-    return f"{app}-{deployment_id.lower()}-{replica}"
+def container_name(app: str, deployment_id: str, replica: int, static: bool = False) -> str:
+    """`<app>-<deployment id>-<replica>`: unique per deployment, sorts by time; or `<app>`."""
+    return app if static else f"{app}-{deployment_id.lower()}-{replica}"
+
+
+def set_aside_name(app: str, deployment_id: str) -> str:
+    """The name a static container carries while deployment `deployment_id` replaces it."""
+    return f"{app}-replaced-by-{deployment_id.lower()}"
 
 
 def container_spec(
@@ -93,7 +102,7 @@ def container_spec(
     )
     labels = {**spec.extra_labels, **labels, REPLICA_LABEL: str(replica)}
     return ContainerSpec(
-        name=container_name(spec.app, deployment_id, replica),
+        name=container_name(spec.app, deployment_id, replica, spec.naming == "static"),
         image=image,
         labels=labels,
         env={**spec.env, REPLICA_ENV: str(replica)},

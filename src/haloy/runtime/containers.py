@@ -169,6 +169,12 @@ class Containers:
             async with asyncio.timeout(CALL_TIMEOUT + grace):
                 await self.client.containers.container(cid).stop(t=grace)
 
+    async def rename(self, cid: str, name: str) -> None:
+        """Give a container another name (its id, network and state stay)."""
+        with translate_errors(f"renaming container {cid[:12]} to {name}"):
+            async with asyncio.timeout(CALL_TIMEOUT):
+                await self.client.containers.container(cid).rename(name)
+
     async def remove(self, cid: str, volumes: bool = False) -> None:
         """Remove a container (forced); a missing one is not an error."""
         try:

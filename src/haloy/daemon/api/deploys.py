@@ -60,6 +60,10 @@ def spec_from_request(body: DeployRequest) -> DeploySpec:
         raise ApiProblem(422, f"the deploy request is not valid: {exc}",
                          hint="domains are host names; the health check path starts with '/'",
                          ) from exc
+    if body.naming_strategy == "static" and (body.strategy != "replace" or body.replicas != 1):
+        # Two containers cannot hold one name: no overlap of old and new is possible.
+        raise ApiProblem(422, "naming_strategy static needs strategy replace and 1 replica",
+                         hint="set deployment_strategy: replace and replicas: 1 in haloy.yaml")
     return DeploySpec(
         app=app,
         image=body.image,
@@ -71,6 +75,7 @@ def spec_from_request(body: DeployRequest) -> DeploySpec:
         env=dict(body.env),
         volumes=tuple(body.volumes),
         strategy=body.strategy,
+        naming=body.naming_strategy,
         pull_policy=body.pull_policy,
         history_count=body.history_count,
         deadline_s=body.deadline_seconds,

@@ -199,6 +199,9 @@ class DeployRequest(Schema):
     env: dict[str, str] = Field({}, description="Plaintext env; history keeps only the names")
     volumes: list[str] = []
     strategy: Literal["rolling", "replace"] = "rolling"
+    naming_strategy: Literal["dynamic", "static"] = Field(
+        "dynamic", description="static: the container is named after the app (replace, 1 replica)"
+    )
     pull_policy: Literal["always", "if_missing", "never"] = "if_missing"
     history_count: int = Field(6, ge=1, le=1000)
     deadline_seconds: float = Field(
