@@ -42,8 +42,10 @@ def main() -> int:
         env = {**os.environ, "HALOY_CHAOS_REPORT": str(report)}
         if not args.short:
             env["HALOY_CHAOS"] = "long"
-        cmd = [sys.executable, "-m", "pytest", "tests/e2e", "-q", "-p", "no:cacheprovider",
-               "-rxXfE"]
+        cmd = [sys.executable, "-m", "pytest", "tests/e2e", "tests/config/test_fuzz.py", "-q",
+               "-p", "no:cacheprovider", "-rxXfE"]
+        if not args.short:
+            cmd += ["-o", "timeout=1800"]  # long scenarios outlast the CI per-test limit
         if args.select:
             cmd += ["-k", args.select]
         print("$ " + " ".join(cmd), flush=True)

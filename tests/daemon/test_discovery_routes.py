@@ -119,3 +119,18 @@ def test_excluded_replicas_are_never_routed() -> None:
     assert backends(result, "a.com") == [("10.0.0.2", "active")]
     gone = build_routes([rep("1")], lambda c: True, Controls(excluded=frozenset({"1"})))
     assert gone.snapshot.routes == ()
+
+
+def test_held_app_keeps_its_routes_without_containers() -> None:
+    # A replace deploy stopped every old container and no new one runs yet: requests must be
+    # held on the route, not answered 404 (found by tests/e2e/test_replace_hold.py).
+    [route] = build_routes([rep("1")], lambda c: True).snapshot.routes
+    held = Controls(paused=frozenset({"web"}), held_routes={"web": (route,)})
+    [kept] = build_routes([], lambda c: True, held).snapshot.routes
+    assert (kept.domain, kept.aliases, kept.backends, kept.paused) == (
+        "a.com", ("www.a.com",), (), True)
+    # Released: the remembered routes go; another app's claim on the name wins.
+    assert build_routes([], lambda c: True, Controls(held_routes={"web": (route,)})
+                        ).snapshot.routes == ()
+    other = build_routes([rep("2", app="api")], lambda c: True, held).snapshot.routes
+    assert [r.app for r in other] == ["api"]

@@ -152,6 +152,12 @@ class LoadGen:
             raise AssertionError(f"load never served: {self.report.describe_failures()}")
         return self
 
+    async def wait_sent(self, count: int, timeout: float = 30.0) -> None:
+        """Wait until `count` requests have completed (polls the report)."""
+        async with asyncio.timeout(timeout):
+            while self.report.sent < count:
+                await asyncio.sleep(0.02)
+
     async def stop(self) -> LoadReport:
         """Stop issuing, let in-flight requests finish; returns the report."""
         self._stop.set()

@@ -31,3 +31,13 @@ def record(name: str, report: LoadReport, **notes: Any) -> None:
     if target:
         with Path(target).open("a") as out:
             out.write(json.dumps({"name": name, **report.row(), "notes": notes}) + "\n")
+
+
+def record_counts(name: str, sent: int, failed: int, **notes: Any) -> None:
+    """Like record(), for a scenario without latencies (a fuzz run): counts only."""
+    print(f"[chaos] {name}: sent {sent} failed {failed} {notes or ''}", flush=True)
+    target = os.environ.get("HALOY_CHAOS_REPORT")
+    if target:
+        row = {"name": name, "sent": sent, "failed": failed, "max_ms": "-", "p99_ms": "-"}
+        with Path(target).open("a") as out:
+            out.write(json.dumps({**row, "notes": notes}) + "\n")

@@ -154,7 +154,8 @@ def _parse_json(text: str, path: Path) -> Document:
 
 
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
-_JSON_SCALAR = re.compile(r"-?[0-9][0-9.eE+-]*|true|false|null")
+# NaN and ±Infinity too: json.loads accepts them (found by tests/config/test_fuzz.py).
+_JSON_SCALAR = re.compile(r"-?[0-9][0-9.eE+-]*|true|false|null|-?Infinity|NaN")
 
 
 def json_lines(text: str) -> dict[Loc, int]:

@@ -99,7 +99,13 @@ class HaloydRouteControl:
         """Hold (or release) the app's requests in the proxy."""
         controls = self.haloyd.controls
         paused = controls.paused | {app} if on else controls.paused - {app}
-        self.haloyd.set_controls(replace(controls, paused=frozenset(paused)))
+        held = {k: v for k, v in controls.held_routes.items() if k != app}
+        current = self.haloyd.publisher.current
+        if on and current is not None:
+            # Kept while the app has no running container (replace: old stopped, new not up).
+            held[app] = tuple(r for r in current.routes if r.app == app)
+        self.haloyd.set_controls(
+            replace(controls, paused=frozenset(paused), held_routes=held))
 
     async def finish(self, app: str) -> None:
         """The deployment ended: route the app by discovery's own rules again."""

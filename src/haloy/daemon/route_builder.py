@@ -50,6 +50,9 @@ class Controls:
     hold_when_empty: frozenset[str] = frozenset()  # app names
     # app name -> container ids a running deploy routes (old and new side by side).
     pinned: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # app name -> its routes when the hold began: a held app keeps them (without backends)
+    # while a replace deploy has no container of it running, so requests wait, not 404.
+    held_routes: Mapping[str, tuple[Route, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,12 @@ def build_routes(
             tuple(r.container_id for r in draining),
             tuple(hosts),
         )
+    for app in sorted(controls.paused - set(apps)):
+        for held in controls.held_routes.get(app, ()):
+            if any(claimed.get(h, app) != app for h in (held.domain, *held.aliases)):
+                continue  # another app routes that name now
+            claimed.update(dict.fromkeys((held.domain, *held.aliases), app))
+            routes.append(held.model_copy(update={"backends": (), "paused": True}))
     snapshot = Snapshot(
         api=extras.api, acme_challenge_backend=extras.acme_challenge_backend, routes=tuple(routes)
     )

@@ -7,6 +7,7 @@ renamed into place (atomic on one filesystem), so a reader never sees a partial 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import shutil
@@ -54,25 +55,28 @@ class LayerStore:
         except FileNotFoundError:
             return None
 
-    def preflight(self, expected_size: int | None) -> None:
-        """Raise 507 unless the disk keeps `min_free_bytes` free after this upload."""
+    def preflight(self, expected_size: int | None) -> int:
+        """Raise 507 unless `min_free_bytes` stay free after it; return the bytes it may take."""
         self.root.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(self.root).free
         needed = (expected_size or 0) + self.min_free_bytes
         if free < needed:
-            raise ApiProblem(
-                507,
-                f"not enough disk space for this layer: {free} bytes free, "
-                f"{needed} needed (including {self.min_free_bytes} kept spare)",
-                hint=f"free space on the filesystem of {self.root} (e.g. haloy images prune)",
-            )
+            raise self._no_space(f"{free} bytes free, {needed} needed (including "
+                                 f"{self.min_free_bytes} kept spare)")
+        return free - self.min_free_bytes
+
+    def _no_space(self, why: str) -> ApiProblem:
+        return ApiProblem(
+            507, f"not enough disk space for this layer: {why}",
+            hint=f"free space on the filesystem of {self.root} (e.g. haloy images prune)",
+        )
 
     async def receive(
         self, digest: str, chunks: AsyncIterator[bytes], expected_size: int | None = None
     ) -> int:
         """Stream `chunks` to disk, verify the digest, move into place; return the size."""
         final = self.path_for(digest)
-        self.preflight(expected_size)
+        budget = self.preflight(expected_size)
         tmp_dir = self.root / "tmp"
         await asyncio.to_thread(tmp_dir.mkdir, parents=True, exist_ok=True)
         tmp = tmp_dir / f"{final.name}.{ULID()}"
@@ -85,6 +89,10 @@ class LayerStore:
                 async for chunk in chunks:
                     hasher.update(chunk)
                     size += len(chunk)
+                    if size > budget:
+                        # A body without a (true) length must not eat the spare either.
+                        raise self._no_space(f"the upload passed {budget} bytes, what the "
+                                             f"disk has beyond {self.min_free_bytes} kept spare")
                     buffer += chunk
                     if len(buffer) >= _FLUSH_BYTES:
                         await asyncio.to_thread(fh.write, bytes(buffer))
@@ -102,8 +110,11 @@ class LayerStore:
                 )
             await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
             await asyncio.to_thread(os.replace, tmp, final)
-        except BaseException:
+        except BaseException as exc:
             # Nothing half-written or unverified is kept, whatever stopped the upload.
             await asyncio.to_thread(tmp.unlink, missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                # Something else filled the disk while this layer streamed in.
+                raise self._no_space("the disk filled up during the upload") from exc
             raise
         return size
