@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Upgrade haloy on a server without dropping traffic: install the new version beside the old
 # one (/opt/haloy/<version>), flip /opt/haloy/current, restart haloyd (the proxy keeps
-# serving meanwhile), and restart haloy-proxy only when the route snapshot schema changed.
+# serving meanwhile), then take over haloy-proxy gracefully (`haloy-proxy reload`: new workers
+# running the new code serve before the old ones drain), on every upgrade.
 #
 #   sudo scripts/upgrade-server.sh --version 0.2.0
 #   sudo scripts/upgrade-server.sh --wheel dist/haloy-0.2.0-py3-none-any.whl
@@ -60,29 +61,43 @@ else
     log "haloy $OLD -> $NEW (the old version stays in $OPT_DIR/$OLD for a rollback)"
 fi
 if [ "$OLD_SCHEMA" = "$NEW_SCHEMA" ]; then
-    PROXY_RESTART=0
-    log "snapshot schema unchanged ($NEW_SCHEMA): haloy-proxy keeps running $OLD"
+    log "snapshot schema unchanged ($NEW_SCHEMA)"
 else
-    PROXY_RESTART=1
-    log "snapshot schema $OLD_SCHEMA -> $NEW_SCHEMA: haloy-proxy must restart"
+    # haloyd first: it writes the snapshot file in the new schema, which the new proxy
+    # workers load; the old workers keep the last routes they accepted meanwhile.
+    log "snapshot schema $OLD_SCHEMA -> $NEW_SCHEMA: the proxy takeover brings the new schema"
 fi
 
 if [ "$NO_RESTART" -eq 1 ] || [ "$SYSTEMD" -eq 0 ]; then
-    echo "restart needed: haloyd$([ "$PROXY_RESTART" -eq 1 ] && echo ', then haloy-proxy')"
-    echo "  (systemd: systemctl restart haloyd$([ "$PROXY_RESTART" -eq 1 ] && \
-echo ' && systemctl restart haloy-proxy'))"
+    echo "restart needed: haloyd"
+    echo "then take over the proxy: haloy-proxy reload (systemctl reload haloy-proxy)"
+    echo "  (systemd: systemctl restart haloyd && systemctl reload haloy-proxy)"
     exit 0
 fi
 
 systemctl daemon-reload
-if [ "$PROXY_RESTART" -eq 1 ]; then
-    # The proxy drains in-flight requests on SIGTERM, but its listening sockets close with
-    # it, so connections that arrive in the second before the new process binds are refused.
-    log "restarting haloy-proxy"
-    systemctl restart haloy-proxy.service
-fi
-# haloyd after the proxy: its first snapshot must use the schema the running proxy speaks.
 log "restarting haloyd (the proxy keeps serving the last snapshot meanwhile)"
 systemctl restart haloyd.service
+# ExecReload runs `haloy-proxy reload`: new workers start from /opt/haloy/current, load the
+# snapshot, serve; only then do the old workers drain and exit. The unit's main pid stays.
+log "taking over haloy-proxy (new workers serve before the old ones drain)"
+proxy_supervised() {
+    local pid
+    pid="$(systemctl show -p MainPID --value haloy-proxy.service)"
+    [ "${pid:-0}" != 0 ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- '--supervise'
+}
+if proxy_supervised; then
+    systemctl reload haloy-proxy.service || die "haloy-proxy reload failed (its old workers \
+keep serving the last routes): journalctl -u haloy-proxy says why; fix it, then \
+systemctl reload haloy-proxy"
+elif [ "$OLD_SCHEMA" != "$NEW_SCHEMA" ]; then
+    # Started before graceful takeover existed (no --supervise): it cannot reload, and it must
+    # speak the new schema, so restart it (connections in that second are refused).
+    log "haloy-proxy runs without --supervise: restarting it (once; later upgrades reload)"
+    systemctl restart haloy-proxy.service
+else
+    log "haloy-proxy runs without --supervise and keeps running $OLD; restart it once to"
+    log "enable graceful takeovers: systemctl restart haloy-proxy"
+fi
 systemctl is-active --quiet haloyd.service || die "haloyd did not start: journalctl -u haloyd"
 echo "upgraded to haloy $NEW"

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
-import pytest
 import websockets
 
 from tests.e2e.loadgen import LoadGen
@@ -194,8 +193,6 @@ async def test_websockets_survive_other_app_deploys_then_end_on_drain(
                 await ws.wait_closed()
 
 
-@pytest.mark.xfail(strict=True, reason="proxy bug: drained WebSocket tunnels end with a bare "
-                   "TCP close, no close frame (client sees 1006); see docs/reliability.md")
 async def test_drained_websocket_gets_a_close_frame(
     proxy_factory: Callable[..., ProxyProcess],
 ) -> None:
@@ -210,4 +207,4 @@ async def test_drained_websocket_gets_a_close_frame(
         async with asyncio.timeout(15):
             await ws.wait_closed()
         # 1006 means "closed without a close frame": not the clean close a client can act on.
-        assert ws.close_code not in (None, 1006), ws.close_code
+        assert ws.close_code == 1001, ws.close_code

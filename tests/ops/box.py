@@ -21,6 +21,18 @@ from tests.fixtures.docker import docker_cli
 from tests.fixtures.peers import peer_missing
 
 # Reads every fact the install tests check, inside the box, in one exec (stdlib only).
+_CHILDREN = r"""
+import json, os, sys
+found = {}
+for p in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        stat = open(f"/proc/{p}/stat").read()
+        if stat.rsplit(")", 1)[1].split()[1] == sys.argv[1]:
+            found[p] = open(f"/proc/{p}/cmdline").read().replace("\0", " ").strip()
+    except OSError:
+        pass
+print(json.dumps(found))
+"""
 _FACTS = r"""
 import grp, json, os, pwd, stat, subprocess, sys
 def st(p):
@@ -93,6 +105,14 @@ class DebianBox:
     def script(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
         """Run scripts/<name> from the mounted checkout."""
         return self.run("bash", f"/src/scripts/{name}", *args)
+
+    def children(self, pid: int) -> dict[str, str]:
+        """The child processes of `pid` in the box: pid -> command line (space-joined).
+
+        The image has no procps, so /proc is read with the box's python."""
+        out = self.ok("python3", "-c", _CHILDREN, str(pid))
+        result: dict[str, str] = json.loads(out)
+        return result
 
     def facts(self, *paths: str) -> dict[str, Any]:
         """The haloy user and lstat of `paths`, read inside the box."""

@@ -101,8 +101,11 @@ def test_units_written_from_templates(box: DebianBox) -> None:
     proxy = box.read("/etc/systemd/system/haloy-proxy.service").splitlines()
     assert "CapabilityBoundingSet=CAP_NET_BIND_SERVICE" in proxy
     assert "ReadWritePaths=/var/lib/haloy/proxy" in proxy
-    assert ("ExecStart=/usr/local/bin/haloy-proxy serve --config-dir /etc/haloy --data-dir "
-            "/var/lib/haloy --http-listen 0.0.0.0:80 --https-listen 0.0.0.0:443") in proxy
+    assert ("ExecStart=/usr/local/bin/haloy-proxy serve --supervise --config-dir /etc/haloy "
+            "--data-dir /var/lib/haloy --http-listen 0.0.0.0:80 "
+            "--https-listen 0.0.0.0:443") in proxy
+    assert ("ExecReload=/usr/local/bin/haloy-proxy reload --config-dir /etc/haloy --data-dir "
+            "/var/lib/haloy") in proxy
     haloyd = box.read("/etc/systemd/system/haloyd.service").splitlines()
     assert "CapabilityBoundingSet=" in haloyd
     assert "SupplementaryGroups=docker" in haloyd

@@ -113,7 +113,9 @@ def test_proxy_serves_port_80_and_haloyd_reaches_docker(box: DebianBox) -> None:
         "journalctl", "--no-pager", "-u", "haloyd.service"))
 
 
-def test_upgrade_restarts_haloyd_not_the_proxy(box: DebianBox, next_haloy_wheel: Path) -> None:
+def test_upgrade_restarts_haloyd_and_takes_over_the_proxy(
+    box: DebianBox, next_haloy_wheel: Path
+) -> None:
     proxy_before = main_pid(box, "haloy-proxy.service")
     haloyd_before = main_pid(box, "haloyd.service")
     run = box.script("upgrade-server.sh", "--wheel", f"/wheels/next/{next_haloy_wheel.name}",
@@ -121,7 +123,12 @@ def test_upgrade_restarts_haloyd_not_the_proxy(box: DebianBox, next_haloy_wheel:
     assert run.returncode == 0, run.stderr
     new_version = __version__ + NEXT_VERSION_SUFFIX
     assert run.stdout.strip().endswith(f"upgraded to haloy {new_version}"), run.stdout
+    # The supervisor keeps its pid (and the ports); its workers now run the new version.
     assert main_pid(box, "haloy-proxy.service") == proxy_before
+    workers = box.children(proxy_before)
+    assert workers, "the proxy supervisor has no workers"
+    # `systemctl reload` returned once the new workers served; the old ones may still drain.
+    assert any(c.startswith(f"/opt/haloy/{new_version}/") for c in workers.values()), workers
     haloyd_after = main_pid(box, "haloyd.service")
     assert haloyd_after not in (0, haloyd_before)
     assert box.read(f"/proc/{haloyd_after}/cmdline").startswith(f"/opt/haloy/{new_version}/")

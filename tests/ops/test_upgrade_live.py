@@ -2,8 +2,9 @@
 
 In a Debian box on its own app network: install version N, start haloy-proxy and haloyd as
 their units do (same command lines, as user `haloy` with group `docker`), route a real app
-container, then `upgrade-server.sh` to N.post1 and restart haloyd as `systemctl restart`
-would (SIGTERM, wait, start), while this process sends requests through the proxy.
+container, then `upgrade-server.sh` to N.post1, restart haloyd as `systemctl restart`
+would (SIGTERM, wait, start) and take over the proxy as `systemctl reload` would
+(`haloy-proxy reload`), while this process sends requests through the proxy.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ PROXY_PORT = 18080
 NEXT_VERSION = f"{__version__}{NEXT_VERSION_SUFFIX}"
 DIRS = "--config-dir /etc/haloy --data-dir /var/lib/haloy"
 # The units' ExecStart lines; the proxy listens on a high port and HTTP only in the box.
-PROXY_CMD = (f"/usr/local/bin/haloy-proxy serve {DIRS} --http-listen 0.0.0.0:{PROXY_PORT} "
-             "--https-listen off --no-access-log")
+PROXY_CMD = (f"/usr/local/bin/haloy-proxy serve --supervise {DIRS} "
+             f"--http-listen 0.0.0.0:{PROXY_PORT} --https-listen off --no-access-log")
+RELOAD_CMD = f"/usr/local/bin/haloy-proxy reload {DIRS}"
 HALOYD_CMD = f"/usr/local/bin/haloyd serve {DIRS}"
 READY_TIMEOUT = 90.0
 AFTER_RESTART_REQUESTS = 200
@@ -87,10 +89,10 @@ class Load:
 @pytest.fixture
 def live_box(
     debian_image: str, haloy_wheelhouse: Path, test_image: str
-) -> Iterator[tuple[DebianBox, str, int]]:
+) -> Iterator[tuple[DebianBox, str, int, int]]:
     """A box on its own network with N installed, proxy + haloyd running, one app routed.
 
-    Yields the box, the app's URL through the proxy, and haloyd's pid.
+    Yields the box, the app's URL through the proxy, haloyd's pid and the proxy's pid.
     """
     box = DebianBox(debian_image, haloy_wheelhouse, on_network=True)
     cleanup = f"ops-{box.network}"
@@ -106,11 +108,11 @@ def live_box(
         box.ok("setpriv", "--reuid", "haloy", "--regid", "haloy", "--init-groups",
                *shlex.split(f"/usr/local/bin/haloyd config set health_monitor.interval 1s {DIRS}"))
         run_app(f"{test_image}:v1", box.network, cleanup)
-        start_as_unit(box, PROXY_CMD, "/tmp/haloy-proxy.log")
+        proxy = start_as_unit(box, PROXY_CMD, "/tmp/haloy-proxy.log")
         haloyd = start_as_unit(box, HALOYD_CMD, "/tmp/haloyd.log")
         url = f"http://{box.address()}:{PROXY_PORT}/"
         wait_until("the app to answer through the proxy", lambda: _answers(url))
-        yield box, url, haloyd
+        yield box, url, haloyd, proxy
     finally:
         ids = docker_cli("ps", "-aq", "--filter", f"label={TEST_LABEL}={cleanup}", check=False)
         if ids:
@@ -126,10 +128,10 @@ def _answers(url: str) -> bool:
     return resp.status_code == 200 and "v1" in resp.text
 
 
-def test_upgrade_restarts_haloyd_without_failed_requests(
-    live_box: tuple[DebianBox, str, int], next_haloy_wheel: Path
+def test_upgrade_restarts_haloyd_and_takes_over_the_proxy_without_failed_requests(
+    live_box: tuple[DebianBox, str, int, int], next_haloy_wheel: Path
 ) -> None:
-    box, url, old_pid = live_box
+    box, url, old_pid, proxy_pid = live_box
     token = box.read("/etc/haloy/.env")
     with Load(url, "web.test") as load:
         wait_until("load to flow", lambda: load.ok >= 20)
@@ -137,9 +139,9 @@ def test_upgrade_restarts_haloyd_without_failed_requests(
                          "--find-links", "/wheels/deps")
         assert run.returncode == 0, run.stderr
         assert run.stdout.startswith("restart needed: haloyd\n"), run.stdout
-        # Same snapshot schema: the running proxy is left alone.
+        assert "haloy-proxy reload" in run.stdout
         assert f"haloy {__version__} -> {NEXT_VERSION}" in run.stderr
-        assert "haloy-proxy keeps running" in run.stderr
+        assert "snapshot schema unchanged" in run.stderr
         # What `systemctl restart haloyd` does: SIGTERM, wait for the exit, start again.
         box.ok("bash", "-c", f"kill -TERM {old_pid}")
         wait_until("the old haloyd to exit",
@@ -149,6 +151,13 @@ def test_upgrade_restarts_haloyd_without_failed_requests(
                    lambda: "haloyd serving" in box.read("/tmp/haloyd-new.log"))
         during = load.ok
         wait_until("traffic after the restart", lambda: load.ok >= during + AFTER_RESTART_REQUESTS)
+        # What `systemctl reload haloy-proxy` does (ExecReload), as the unit's user.
+        reload = box.run("setpriv", "--reuid", "haloy", "--regid", "haloy", "--init-groups",
+                         *shlex.split(RELOAD_CMD))
+        assert reload.returncode == 0, reload.stderr
+        assert "generation 1 serves" in reload.stdout, reload.stdout
+        during = load.ok
+        wait_until("traffic after the takeover", lambda: load.ok >= during + AFTER_RESTART_REQUESTS)
     assert load.failures == [], f"{len(load.failures)} failed of {load.ok}: {load.failures[:5]}"
     print(f"upgrade under load: {load.ok} requests, 0 failed")
     facts = box.facts("/opt/haloy/current", f"/opt/haloy/{__version__}")
@@ -158,3 +167,13 @@ def test_upgrade_restarts_haloyd_without_failed_requests(
     # The shebang of /usr/local/bin/haloyd now names the new venv's python.
     new_cmdline = box.read(f"/proc/{new_pid}/cmdline")
     assert re.match(rf"/opt/haloy/{re.escape(NEXT_VERSION)}/bin/python", new_cmdline), new_cmdline
+    # The proxy kept its pid (the supervisor); its workers now run the new version.
+    wait_until("only new-version proxy workers (the old ones drained)",
+               lambda: _workers_run(box, proxy_pid, NEXT_VERSION))
+
+
+def _workers_run(box: DebianBox, supervisor: int, version: str) -> bool:
+    """True when the supervisor's children all run `version`'s interpreter."""
+    cmdlines = box.children(supervisor).values()
+    prefix = f"/opt/haloy/{version}/bin/python"
+    return bool(cmdlines) and all(c.startswith(prefix) for c in cmdlines)

@@ -57,15 +57,17 @@ async def test_sigterm_finishes_in_flight_then_exits(
     entered, release = asyncio.Event(), asyncio.Event()
 
     async def slow(req: Req, reader: Any, w: asyncio.StreamWriter) -> None:
-        entered.set()
-        await release.wait()
+        if req.target == "/slow":
+            entered.set()
+            await release.wait()
         w.write(response_bytes(200, b"finished"))
 
     async with Backend(slow) as be:
         proxy.put_snapshot(snapshot(route("app.test", be.spec())))
         idle = await Client.open(proxy.http_port)
+        assert (await idle.request()).status == 200  # keep-alive, between requests
         c = await Client.open(proxy.http_port)
-        await c.send(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        await c.send(b"GET /slow HTTP/1.1\r\nHost: app.test\r\n\r\n")
         await entered.wait()
         proxy.proc.send_signal(15)
         assert await idle.closed()  # idle keep-alive connections are closed first

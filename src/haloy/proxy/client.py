@@ -59,7 +59,7 @@ class ClientProtocol(ClientConnection):
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
-            self.tunnel.write(data)
+            self.tunnel_data(data)
             return
         if self.pending_tunnel is not None:
             # Held until the backend's 101: a refused upgrade must not smuggle a request.
@@ -205,7 +205,7 @@ class ClientProtocol(ClientConnection):
             # HTTP/0.9 has no head to route; anything above 1.1 is not spoken here.
             raise _Reject(400 if parser.get_http_version() < "1.0" else 505)
         ex.method = method = parser.get_method()
-        ex.keep_alive = parser.should_keep_alive()
+        ex.keep_alive = parser.should_keep_alive() and not self.draining
         if method == b"CONNECT":
             raise _Reject(405)
         head, url, host, body, upgrade, error = rewrite_raw(

@@ -35,7 +35,10 @@ def _run(coro: object) -> None:
 @click.option("--https-listen", default="0.0.0.0:443", show_default=True,
               metavar="HOST:PORT|off", help="HTTPS listener ('off' disables it).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Worker processes sharing the ports (SO_REUSEPORT).")
+              help="Worker processes sharing the ports (implies --supervise when > 1).")
+@click.option("--supervise", is_flag=True,
+              help="Run a supervisor that owns the ports and replaces its workers without "
+              "dropping a request on SIGHUP or `haloy-proxy reload`.")
 # Off by default: measured at ~20 % more CPU per request on the hot path (issue 3 allows
 # default-on only under 10 %).
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
@@ -45,6 +48,10 @@ def _run(coro: object) -> None:
 @click.option("--control-socket", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
               help="Override the control socket path (used for workers).")
 @click.option("--reuse-port", is_flag=True, hidden=True)
+@click.option("--listen-fd", "listen_fds", multiple=True, hidden=True, metavar="NAME=FD",
+              help="Serve on an inherited listening socket (set by the supervisor).")
+@click.option("--snapshot-required", is_flag=True, hidden=True,
+              help="Exit instead of booting empty when the snapshot file cannot be read.")
 @click.option("--keepalive-timeout", type=float, default=L.KEEPALIVE_TIMEOUT, hidden=True)
 @click.option("--header-timeout", type=float, default=L.HEADER_TIMEOUT, hidden=True)
 @click.option("--response-header-timeout", type=float, default=L.RESPONSE_HEADER_TIMEOUT,
@@ -58,10 +65,13 @@ def serve_cmd(
     http_listen: str,
     https_listen: str,
     workers: int,
+    supervise: bool,
     access_log: bool,
     metrics_listen: str,
     control_socket: Path | None,
     reuse_port: bool,
+    listen_fds: tuple[str, ...],
+    snapshot_required: bool,
     keepalive_timeout: float,
     header_timeout: float,
     response_header_timeout: float,
@@ -85,15 +95,14 @@ def serve_cmd(
         shutdown_timeout=shutdown_timeout,
         max_connections=max_connections,
     )
-    if workers > 1:
-        if http[1] == 0 or (https is not None and https[1] == 0):
-            raise ConfigError(
-                "--workers needs fixed ports: N processes cannot share port 0",
-                hint="give --http-listen/--https-listen an explicit port",
-            )
-        from haloy.proxy.workers import supervise
+    if supervise or workers > 1:
+        from haloy.proxy.takeover import open_listener
+        from haloy.proxy.workers import supervise as run_supervisor
 
-        _run(supervise(paths, workers))
+        listeners = {"http": open_listener(http, "--http-listen")}
+        if https is not None:
+            listeners["https"] = open_listener(https, "--https-listen")
+        _run(run_supervisor(paths, workers, listeners))
         return
     opts = ServeOptions(
         http_listen=http,
@@ -105,5 +114,18 @@ def serve_cmd(
         metrics_listen=metrics,
         reuse_port=reuse_port,
         limits=limits,
+        listen_fds=_parse_fds(listen_fds),
+        snapshot_required=snapshot_required,
     )
     _run(serve(opts))
+
+
+def _parse_fds(values: tuple[str, ...]) -> dict[str, int]:
+    fds: dict[str, int] = {}
+    for value in values:
+        name, _, fd = value.partition("=")
+        if name not in ("http", "https") or not fd.isdigit():
+            raise ConfigError(f"--listen-fd: {value!r} is not http=FD or https=FD",
+                              hint="this flag is set by the supervisor, not by hand")
+        fds[name] = int(fd)
+    return fds

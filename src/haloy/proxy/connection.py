@@ -10,6 +10,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from haloy.proxy.exchange import Exchange
+from haloy.proxy.wsframes import FrameTracker, close_frame
 
 if TYPE_CHECKING:
     from haloy.proxy.service import ProxyService
@@ -19,6 +20,9 @@ INF = float("inf")
 # Pause reasons (a bit set: reading resumes when no reason is left).
 P_UPSTREAM = 1  # the backend is not reading the request body fast enough
 P_QUEUE = 2  # pipelined requests or a body wait behind the current exchange
+# After our close frame, the backend has this long to answer it and close before both sides
+# are closed hard (RFC 6455 §7.1.1 lets the server close the TCP connection first).
+WS_CLOSE_FALLBACK = 3.0
 
 
 class ClientConnection(asyncio.Protocol):
@@ -49,6 +53,11 @@ class ClientConnection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.client_ip = b"unknown"
         self.loopback = False
+        self.draining = False  # the worker is shutting down: every response says close
+        self.ws: FrameTracker | None = None  # client->backend frames of a WebSocket tunnel
+        self.ws_closing = False  # a close frame goes to the backend at the next boundary
+        self.ws_close_sent = False
+        self.served = False  # a response went out: drain may close it once quiet (service.py)
 
     def _fail(self, status: int) -> None:
         """Answer `status` in turn, then close (the HTTP layer implements it)."""
@@ -60,13 +69,78 @@ class ClientConnection(asyncio.Protocol):
         self.queue.clear()
         self.tunnel = up
         self.service.tunnel_opened(ex, up)
+        if ex.upgrade is not None and ex.upgrade.lower() == b"websocket":
+            self.ws = FrameTracker()
         pending, self.pending_tunnel = self.pending_tunnel or [], None
         data = b"".join(pending)
         if data:
-            up.write(data)
+            self.tunnel_data(data)
         self.paused &= ~P_QUEUE
         if not self.paused and self.transport is not None:
             self.transport.resume_reading()
+
+    def tunnel_data(self, data: bytes) -> None:
+        """Client bytes of an established tunnel: forward them (minding WebSocket frames)."""
+        up = self.tunnel
+        assert up is not None
+        ws = self.ws
+        if ws is None:
+            up.write(data)
+        elif not self.ws_closing:
+            ws.feed(data)
+            up.write(data)
+        elif not self.ws_close_sent:
+            n = ws.feed(data, stop_at_boundary=True)
+            if n:
+                up.write(data[:n])
+            if ws.at_boundary:
+                self._send_ws_close()
+        # After our close frame the client's frames are dropped: the backend is closing.
+
+    def close_tunnel_gracefully(self) -> None:
+        """End the tunnel cleanly: a WebSocket gets a close frame (1001), anything else a FIN."""
+        up = self.tunnel
+        if up is None or self.closed:
+            return
+        if self.ws is None:
+            up.close()  # FIN to the backend; the client side closes when the tunnel ends
+            return
+        if self.ws_closing:
+            return
+        self.ws_closing = True
+        if self.ws.at_boundary:
+            self._send_ws_close()
+        self.service.loop.call_later(WS_CLOSE_FALLBACK, self._close_tunnel)
+
+    def _send_ws_close(self) -> None:
+        # Sent as if from the client: the backend answers with its own close frame, which
+        # reaches the client through the tunnel, then closes (the client sees 1001, not 1006).
+        self.ws_close_sent = True
+        up = self.tunnel
+        if up is None:
+            return
+        if self.client_eof or up.transport is None or up.transport.is_closing():
+            # The backend side is half-closed (write_eof) or going: no frame can follow.
+            self._close_tunnel()
+            return
+        up.write(close_frame())
+
+    def begin_drain(self) -> None:
+        """The worker stops: the next response says Connection: close (in-flight ones too,
+        when no byte of them went out yet)."""
+        self.draining = True
+        if not self.queue:
+            return
+        # Only the last request already read closes: the pipelined ones before it are answered.
+        ex = self.queue[-1]
+        if not ex.headers_done or ex.local is not None or ex.upgrade is not None:
+            return
+        up = ex.upstream
+        if up is None:
+            ex.keep_alive = False  # bind() holds the head back to mark it
+        elif ex.resp_bytes == 0 and up.held is None and up.heads == 0:
+            ex.keep_alive = False
+            up.held = []
 
     def tunnel_eof(self) -> None:
         """The backend half-closed the tunnel."""

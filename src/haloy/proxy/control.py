@@ -62,29 +62,33 @@ class ControlServer:
         self.path = path
         self.handler = handler
         self.server: asyncio.Server | None = None
+        self.inode = -1
 
     async def start(self) -> None:
-        """Bind the socket (replacing a stale one) and start serving."""
+        """Bind a temporary path, then rename it over `path`: the socket changes owner
+        atomically (a takeover never leaves a moment without one, nor removes the new one)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+            tmp.unlink()
         old = os.umask(0o177)  # no window in which the socket is group/world accessible
         try:
-            self.server = await asyncio.start_unix_server(
-                self._serve, str(self.path), limit=LINE_LIMIT
-            )
+            self.server = await asyncio.start_unix_server(self._serve, str(tmp), limit=LINE_LIMIT)
         finally:
             os.umask(old)
-        os.chmod(self.path, 0o600)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.path)
+        self.inode = os.stat(self.path).st_ino
 
     async def close(self) -> None:
-        """Stop serving and remove the socket file."""
+        """Stop serving; remove the socket file unless a newer process owns the path now."""
         if self.server is not None:
             self.server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 1.0)
         with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+            if os.stat(self.path).st_ino == self.inode:
+                self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -16,6 +16,6 @@ def cli() -> None:
 
 def main(args: list[str] | None = None) -> None:
     """Console-script entry point."""
-    from haloy.proxy import cmd_serve  # noqa: F401
+    from haloy.proxy import cmd_reload, cmd_serve  # noqa: F401
 
     run_cli(cli, args)

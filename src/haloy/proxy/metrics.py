@@ -85,10 +85,12 @@ class MetricsServer:
         self.metrics = metrics
         self.listen = listen
         self.server: asyncio.Server | None = None
+        self.reuse_port = False  # supervised workers (and a takeover's overlap) share the port
 
     async def start(self) -> None:
         """Bind and serve."""
-        self.server = await asyncio.start_server(self._serve, self.listen[0], self.listen[1])
+        self.server = await asyncio.start_server(self._serve, self.listen[0], self.listen[1],
+                                                 reuse_port=self.reuse_port or None)
 
     @property
     def port(self) -> int:

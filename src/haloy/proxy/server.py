@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import gc
 import logging
 import signal
 import socket
 import ssl
 import sys
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from haloy.errors import ConfigError
 from haloy.proxy.access_log import AccessLog
 from haloy.proxy.client import ClientProtocol
+from haloy.proxy.connection import ClientConnection
 from haloy.proxy.control import ControlServer, LocalControl
 from haloy.proxy.limits import Limits
 from haloy.proxy.metrics import Metrics, MetricsServer
@@ -23,6 +27,13 @@ from haloy.proxy.service import Observer, ProxyService
 from haloy.proxy.snapshot import SnapshotError, read_snapshot
 
 log = logging.getLogger("haloy.proxy")
+# A draining worker closes a keep-alive connection idle this long (a busy client's next request
+# arrives well within it and is answered with Connection: close instead).
+DRAIN_IDLE = 0.5
+# How long WebSocket tunnels get to finish the close handshake at the end of a shutdown.
+WS_CLOSE_WAIT = 2.0
+# While only TLS handshakes keep a draining worker up, look for failed ones this often.
+HANDSHAKE_GC = 0.5
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,10 @@ class ServeOptions:
     metrics_listen: tuple[str, int] | None = None
     reuse_port: bool = False
     limits: Limits = field(default_factory=Limits)
+    # Listening sockets inherited from the supervisor ("http"/"https" -> fd): no bind here.
+    listen_fds: dict[str, int] = field(default_factory=dict)
+    # A takeover worker must not serve an empty table because the snapshot file is unreadable.
+    snapshot_required: bool = False
 
 
 def parse_listen(value: str, flag: str) -> tuple[str, int]:
@@ -57,8 +72,17 @@ async def _listen(
     flag: str,
     ssl_context: ssl.SSLContext | None = None,
     handshake_timeout: float | None = None,
+    fd: int | None = None,
 ) -> asyncio.Server:
     loop = asyncio.get_running_loop()
+    if fd is not None:
+        # Shared with the supervisor and the other workers: closing ours never resets the
+        # accept queue, which is what makes a takeover lossless.
+        sock = socket.socket(fileno=fd)
+        return await loop.create_server(
+            factory, sock=sock, backlog=2048, ssl=ssl_context,
+            ssl_handshake_timeout=handshake_timeout,
+        )
     try:
         return await loop.create_server(
             factory,
@@ -106,6 +130,12 @@ async def serve(opts: ServeOptions, ready: asyncio.Event | None = None) -> None:
     try:
         snap = read_snapshot(opts.snapshot_file)
     except (SnapshotError, OSError) as exc:
+        if opts.snapshot_required and opts.snapshot_file.exists():
+            raise ConfigError(
+                f"cannot load the route snapshot {opts.snapshot_file}: {exc}",
+                hint="the running workers keep serving; fix or republish the snapshot "
+                "(restart haloyd) and retry",
+            ) from exc
         log.warning("not booting from %s: %s", opts.snapshot_file, exc)
         snap = None
     if snap is not None:
@@ -114,14 +144,24 @@ async def serve(opts: ServeOptions, ready: asyncio.Event | None = None) -> None:
     servers = [
         await _listen(
             lambda: ClientProtocol(service, b"http"), opts.http_listen, opts.reuse_port,
-            "--http-listen",
+            "--http-listen", fd=opts.listen_fds.get("http"),
         )
     ]
+    # TLS connections accepted but not yet through their handshake are not clients yet; a
+    # draining worker must not exit under them.
+    handshaking: weakref.WeakSet[ClientProtocol] = weakref.WeakSet()
+
+    def https_protocol() -> ClientProtocol:
+        proto = ClientProtocol(service, b"https")
+        handshaking.add(proto)
+        return proto
+
     if opts.https_listen is not None and tls is not None:
         servers.append(
             await _listen(
-                lambda: ClientProtocol(service, b"https"), opts.https_listen,
+                https_protocol, opts.https_listen,
                 opts.reuse_port, "--https-listen", tls.server_context, opts.limits.header_timeout,
+                fd=opts.listen_fds.get("https"),
             )
         )
     service.ports["http"] = bound_port(servers[0])
@@ -132,18 +172,22 @@ async def serve(opts: ServeOptions, ready: asyncio.Event | None = None) -> None:
     metrics_server = None
     if metrics is not None and opts.metrics_listen is not None:
         metrics_server = MetricsServer(metrics, opts.metrics_listen)
+        metrics_server.reuse_port = opts.reuse_port or bool(opts.listen_fds)
         await metrics_server.start()
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # A worker must not die of a stray SIGHUP (its default action): reloads go to the supervisor.
+    loop.add_signal_handler(signal.SIGHUP, log.warning,
+                            "SIGHUP ignored: send it to the supervisor (haloy-proxy --supervise)")
     ports = " ".join(f"{s.sockets[0].getsockname()}" for s in servers)
     log.info("haloy-proxy listening on %s, control %s", ports, opts.control_socket)
     print(f"haloy-proxy ready {ports}", file=sys.stderr, flush=True)
     if ready is not None:
         ready.set()
     await stop.wait()
-    await shutdown(service, servers, opts.limits.shutdown_timeout)
+    await shutdown(service, servers, opts.limits.shutdown_timeout, handshaking)
     await control.close()
     if metrics_server is not None:
         await metrics_server.close()
@@ -151,18 +195,42 @@ async def serve(opts: ServeOptions, ready: asyncio.Event | None = None) -> None:
         access.flush()
 
 
-async def shutdown(service: ProxyService, servers: list[asyncio.Server], deadline: float) -> None:
-    """Stop accepting, let in-flight exchanges finish within `deadline`, then close the rest."""
+async def shutdown(
+    service: ProxyService,
+    servers: list[asyncio.Server],
+    deadline: float,
+    handshaking: Collection[ClientConnection] = (),
+) -> None:
+    """Stop accepting, let in-flight exchanges finish within `deadline`, then close the rest.
+
+    Keep-alive connections get `Connection: close` on their next response; one that served a
+    request and stays idle for `DRAIN_IDLE` is closed (a fresh one keeps its header timeout:
+    its first request may be on the way). Tunnels keep their grace until `deadline`, then
+    WebSockets get a close frame (1001) and everything left is closed.
+    """
     loop = asyncio.get_running_loop()
     for server in servers:
         server.close()
     end = loop.time() + deadline
-    while service.clients and loop.time() < end:
+    quiet: dict[object, tuple[float, float]] = {}  # client -> (its deadline, first seen idle)
+    for client in list(service.clients):
+        _each(client, client.begin_drain)
+    collected = loop.time()
+    while (service.clients or _handshaking(handshaking)) and loop.time() < end:
+        now = loop.time()
         for client in list(service.clients):
-            if client.idle:
-                client.abort_idle()
-            else:
-                client.stopped = True  # finish this exchange, accept no further request
+            _each(client, functools.partial(_drain_step, client, quiet, now))
+        if not service.clients and now - collected >= HANDSHAKE_GC:
+            # A failed TLS handshake never reaches connection_made or connection_lost; its
+            # protocol (a cycle with its parser) leaves `handshaking` only when collected.
+            collected = now
+            gc.collect()
+        await asyncio.sleep(0.05)
+    for client in list(service.clients):
+        if client.tunnel is not None:
+            _each(client, client.close_tunnel_gracefully)
+    close_end = loop.time() + WS_CLOSE_WAIT
+    while any(c.tunnel is not None for c in service.clients) and loop.time() < close_end:
         await asyncio.sleep(0.05)
     for client in list(service.clients):
         if client.transport is not None:
@@ -172,6 +240,39 @@ async def shutdown(service: ProxyService, servers: list[asyncio.Server], deadlin
     for server in servers:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server.wait_closed(), 1.0)
+
+
+def _drain_step(
+    client: ClientConnection, quiet: dict[object, tuple[float, float]], now: float
+) -> None:
+    if client.tunnel is not None:
+        return
+    client.begin_drain()  # accepted just before the listener closed
+    if not client.idle or not client.served:
+        quiet.pop(client, None)
+        return
+    # An idle connection may be a keep-alive client about to send its next request
+    # (which would get Connection: close); only a quiet one is closed, narrowing the
+    # race every HTTP/1.1 server has when it closes an idle connection.
+    seen = quiet.get(client)
+    if seen is None or seen[0] != client.deadline:
+        quiet[client] = (client.deadline, now)
+    elif now - seen[1] >= DRAIN_IDLE:
+        client.abort_idle()
+
+
+def _each(client: ClientConnection, step: Callable[[], None]) -> None:
+    """Run one connection's drain step; a failure drops that connection, not the shutdown."""
+    try:
+        step()
+    except Exception:
+        log.exception("draining a connection failed; dropping it")
+        if client.transport is not None:
+            client.transport.abort()
+
+
+def _handshaking(protocols: Collection[ClientConnection]) -> bool:
+    return any(p.transport is None and not p.closed for p in list(protocols))
 
 
 def set_reuse_port_supported() -> bool:

@@ -86,7 +86,14 @@ class ProxyService:
         if not backend.draining:
             return
         for up in list(backend.tunnels):
-            up.close()  # FIN to the backend; the client side closes when the tunnel ends
+            try:
+                if up.ex is not None:
+                    up.ex.client.close_tunnel_gracefully()  # a close frame for WebSockets
+                else:
+                    up.close()
+            except Exception:  # one broken tunnel must not keep the others open
+                log.exception("closing a draining tunnel failed")
+                up.abort()
 
     def _prune(self) -> None:
         """Forget backends that are neither routed nor busy."""
@@ -272,6 +279,7 @@ class ProxyService:
 
     def finished(self, ex: Exchange) -> None:
         """`ex` got its whole response."""
+        ex.client.served = True
         if ex.counted and ex.backend is not None:
             ex.backend.inflight -= 1
             ex.counted = False
