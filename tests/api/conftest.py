@@ -26,9 +26,15 @@ from haloy.daemon.api import (
     make_server,
     serve_api,
 )
+from haloy.daemon.api.exec import ExecHandlers
 from haloy.daemon.api.images import ImageLoader
 from haloy.daemon.api.logs import LogHandlers
 from haloy.daemon.api.problems import ApiProblem
+from haloy.daemon.api.prune import PruneHandlers
+from haloy.daemon.api.registries import RegistryHandlers
+from haloy.daemon.api.server_logs import LogRing, ServerLogHandlers
+from haloy.daemon.api.tunnel import TunnelHandlers
+from haloy.daemon.registry_auth import RegistryAuthStore
 from haloy.store import DeploymentStore
 
 TOKEN = "t0ken-for-tests-0123456789abcdef"
@@ -105,14 +111,26 @@ async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
         status: StatusProvider | None = None,
         images: ImageLoader | None = None,
         logs: LogHandlers | None = None,
+        groups: dict[str, object] | None = None,
     ) -> RunningApi:
         store = await DeploymentStore.open(tmp_path / f"db{len(servers)}" / "haloy.db")
         events = EventHub()
         layers = LayerStore(tmp_path / "layers", min_free_bytes=min_free_bytes)
+        # Every endpoint group is mounted (the served OpenAPI document must match the committed
+        # one); a test's own `groups` replace the defaults.
+        defaults: dict[str, object] = {
+            "registries": RegistryHandlers(
+                RegistryAuthStore(tmp_path / f"registries{len(servers)}.json"), engine),
+            "prune": PruneHandlers(engine, store),
+            "server_logs": ServerLogHandlers(LogRing()),
+            "exec": ExecHandlers(engine),
+            "tunnel": TunnelHandlers(engine),
+        }
+        groups = {**defaults, **(groups or {})}
         app = create_api(TOKEN, status or StaticStatus(APPS), store, events=events, layers=layers,
                          limits=limits or ApiLimits(), deployer=UnavailableDeployer(),
                          images=images or UnavailableImages(),
-                         logs=logs or LogHandlers(engine))
+                         logs=logs or LogHandlers(engine), groups=groups)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         # Listening before uvicorn starts: connections queue in the backlog until it accepts,

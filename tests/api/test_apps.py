@@ -20,10 +20,12 @@ async def test_version_lists_capabilities(api: RunningApi) -> None:
         "version": __version__,
         "apiVersion": "v1",
         "capabilities": [
-            "apps", "apps.logs", "apps.stop", "deployments", "deployments.events",
+            "apps", "apps.exec", "apps.logs", "apps.stop", "apps.tunnel", "deployments",
+            "deployments.events",
             "deployments.history", "deployments.rollback", "images.assemble", "images.layers",
-            "images.tar",
+            "images.prune", "images.tar", "registries", "server.logs",
         ],
+        "engineId": None,  # the test app is not given the engine's identity
     }
 
 
@@ -42,7 +44,8 @@ async def test_apps_and_one_app_in_camel_case(api: RunningApi) -> None:
         "checks": 3, "failures": 0, "lastError": None, "requests": 7, "activeConnections": 1,
     }
     assert body["domains"] == [
-        {"domain": "web.example.com", "aliases": ["www.example.com"], "certificateExpiry": None}
+        {"domain": "web.example.com", "aliases": ["www.example.com"], "certificateExpiry": None,
+         "url": None}
     ]
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
 

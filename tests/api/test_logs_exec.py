@@ -1,17 +1,21 @@
-"""GET /v1/apps/{app}/logs against real containers of a real dockerd."""
+"""GET /v1/apps/{app}/logs and POST /v1/apps/{app}/exec on real containers of a real dockerd."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aiodocker
 import pytest
 from ulid import ULID
 
+from haloy.daemon.api.app_containers import pick
+from haloy.daemon.api.exec import Capped, ExecHandlers, all_or_cancel, parse_request
 from haloy.daemon.api.logs import parse_tail, split_stamped, time_key
 from haloy.daemon.api.problems import ApiProblem
-from tests.api.conftest import RunningApi
+from tests.api.conftest import RunningApi, StartApi
 from tests.fixtures.docker import TEST_IMAGE, docker_cli
 
 SCRIPT = "echo out-1; echo err-1 >&2; echo out-2; touch /tmp/ready; exec sleep 300"
@@ -113,3 +117,108 @@ async def test_logs_follow_streams_new_lines(
             seen += await events(lines, stop_after=1)
     late = next(e for e in seen if e["line"] == "late-line")
     assert late["stream"] == "stdout" and late["container"] == ids[1][:12]
+
+
+@pytest.fixture
+async def exec_api(start_api: StartApi) -> AsyncIterator[RunningApi]:
+    """An API with exec mounted; output capped at 4 KiB so truncation is cheap to show."""
+    engine = aiodocker.Docker()
+    yield await start_api(groups={"exec": ExecHandlers(engine, max_output=4096)})
+    await engine.close()
+
+
+def test_exec_pure_parts() -> None:
+    capped = Capped(5)
+    capped.add(b"abc")
+    capped.add(b"defg")
+    assert capped.text() == "abcde" and capped.truncated
+    with pytest.raises(ApiProblem):
+        parse_request(b'{"argv": []}')
+    assert parse_request(b'{"argv": ["ls"], "allContainers": true}').all_containers
+
+
+async def test_one_failure_cancels_and_awaits_the_others() -> None:
+    cancelled = asyncio.Event()
+
+    async def slow() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def refused() -> None:
+        await asyncio.sleep(0)
+        raise ApiProblem(409, "cannot exec")
+
+    with pytest.raises(ApiProblem):
+        await all_or_cancel([slow(), refused()])
+    assert cancelled.is_set()
+    assert await all_or_cancel([asyncio.sleep(0, "a"), asyncio.sleep(0, "b")]) == ["a", "b"]
+
+
+class FakeContainer(dict[str, Any]):
+    """What `pick` reads of an engine container: its id and labels."""
+
+    def __init__(self, cid: str, dep: str) -> None:
+        super().__init__(Labels={"dev.haloy.deployment-id": dep})
+        self.id = cid
+
+
+def test_pick_refuses_an_ambiguous_prefix() -> None:
+    found = [FakeContainer("abc1", "01A"), FakeContainer("abc2", "01B")]
+    assert [c.id for c in pick(found, "abc2", False)] == ["abc2"]
+    assert [c.id for c in pick(found, None, False)] == ["abc2"]  # the newest deployment
+    with pytest.raises(ApiProblem) as ambiguous:
+        pick(found, "abc", False)
+    assert ambiguous.value.status == 409
+
+
+async def test_exec_newest_container_exit_code_and_streams(
+    exec_api: RunningApi, app_containers: tuple[str, list[str]]
+) -> None:
+    app, ids = app_containers
+    async with exec_api.client() as c:
+        r = await c.post(f"/v1/apps/{app}/exec",
+                         json={"argv": ["sh", "-c", "echo out; echo err >&2; exit 3"]})
+        assert r.status_code == 200, r.text
+        assert r.json()["results"] == [{
+            "containerId": ids[1][:12], "exitCode": 3, "stdout": "out\n", "stderr": "err\n",
+            "timedOut": False, "killed": False, "truncated": False}]
+        every = (await c.post(f"/v1/apps/{app}/exec",
+                              json={"argv": ["sh", "-c", "echo $HOSTNAME"],
+                                    "allContainers": True})).json()["results"]
+        assert sorted(x["containerId"] for x in every) == sorted(i[:12] for i in ids)
+        assert all(x["exitCode"] == 0 and x["stdout"] for x in every)
+        one = (await c.post(f"/v1/apps/{app}/exec",
+                            json={"argv": ["true"], "container": ids[0][:10]})).json()
+        assert [x["containerId"] for x in one["results"]] == [ids[0][:12]]
+        # No `true` in the test image: the engine's exit code for a command it cannot run.
+        assert one["results"][0]["exitCode"] in (126, 127)
+
+
+async def test_exec_output_cap_timeout_and_errors(
+    exec_api: RunningApi, app_containers: tuple[str, list[str]]
+) -> None:
+    app, _ = app_containers
+    loud = "i=0; while [ $i -lt 2000 ]; do echo 12345; i=$((i+1)); done"
+    async with exec_api.client() as c:
+        big = (await c.post(f"/v1/apps/{app}/exec",
+                            json={"argv": ["sh", "-c", loud]})).json()["results"][0]
+        assert big["truncated"] and big["stdout"] == ("12345\n" * 2000)[:4096]
+        assert big["exitCode"] == 0
+        # A child in the background holds the output open: the whole tree is killed.
+        slow = (await c.post(f"/v1/apps/{app}/exec", json={
+            "argv": ["sh", "-c", "sleep 31 & sleep 32"], "timeout": 0.5})).json()["results"][0]
+        assert slow["timedOut"] and slow["killed"] and slow["exitCode"] is None
+        # The timed-out command and its child were killed, not left running in the container.
+        left = (await c.post(f"/v1/apps/{app}/exec", json={"argv": [
+            "sh", "-c", "/bin/busybox ps | /bin/busybox grep -c '[s]leep 3[12]'"]})).json()
+        assert left["results"][0]["stdout"].strip() == "0"
+        assert (await c.post(f"/v1/apps/{app}/exec", json={"argv": []})).status_code == 400
+        assert (await c.post(f"/v1/apps/{app}/exec",
+                             json={"argv": ["ls"], "timeout": 0})).status_code == 422
+        assert (await c.post("/v1/apps/no-such-app/exec",
+                             json={"argv": ["ls"]})).status_code == 404
+        assert (await c.post(f"/v1/apps/{app}/exec", json={"argv": ["ls"]},
+                             headers={"authorization": "Bearer nope"})).status_code == 401

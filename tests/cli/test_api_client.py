@@ -72,16 +72,20 @@ async def test_sse_data_skips_comments_and_joins_lines() -> None:
 
 
 @pytest.mark.parametrize(
-    ("url", "caps", "forced", "shared"),
+    ("url", "server", "local", "forced", "shared"),
     [
-        ("http://127.0.0.1:9922", ["images.local"], False, True),
-        ("http://localhost:9922", [], False, False),
-        ("https://api.example.com", ["images.local"], False, False),
-        ("https://api.example.com", [], True, True),
+        ("http://127.0.0.1:9922", "E1", "E1", False, True),
+        ("http://localhost:9922", "E1", "E2", False, False),  # another engine on this machine
+        ("http://localhost:9922", None, "E1", False, False),  # an older haloyd does not say
+        ("http://localhost:9922", "E1", None, False, False),  # no local engine answers
+        ("https://api.example.com", "E1", "E1", False, False),  # same ID, remote: a clone
+        ("https://api.example.com", None, None, True, True),
     ],
 )
-def test_shares_engine(url: str, caps: list[str], forced: bool, shared: bool) -> None:
-    assert shares_engine(url, caps, forced) is shared
+def test_shares_engine(
+    url: str, server: str | None, local: str | None, forced: bool, shared: bool
+) -> None:
+    assert shares_engine(url, server, local, forced) is shared
     assert is_loopback("http://[::1]:1") and not is_loopback(BASE)
 
 

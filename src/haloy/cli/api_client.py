@@ -23,6 +23,7 @@ from haloy.daemon.api.schemas import (
     DeploymentList,
     LayerCheckResponse,
     LayerStored,
+    ServerLogRecord,
     VersionInfo,
 )
 from haloy.errors import ApiError
@@ -229,6 +230,43 @@ class ApiClient:
             f"the event stream of deployment {deployment_id} kept ending without a result",
             hint="`haloy rollback-targets` shows how the deployment ended",
         )
+
+    async def server_logs(self, tail: int, follow: bool) -> AsyncIterator[ServerLogRecord]:
+        """GET /v1/server/logs: haloyd's own log records until the stream ends."""
+        params = {"tail": str(tail), "follow": "true" if follow else "false"}
+        # Following waits on a quiet daemon; haloyd sends a heartbeat every 15 s.
+        timeout = httpx.Timeout(DEFAULT_TIMEOUT_S, read=EVENTS_READ_TIMEOUT_S)
+        try:
+            async with self._http.stream("GET", "/v1/server/logs", params=params,
+                                         headers={"accept": "text/event-stream"},
+                                         timeout=timeout) as resp:
+                if not resp.is_success:
+                    body = await resp.aread()
+                    raise response_error(self.base_url, "GET", "/v1/server/logs",
+                                         resp.status_code, body)
+                async for data in sse_data(resp.aiter_lines()):
+                    if data != "{}":  # the `end` event
+                        yield ServerLogRecord.model_validate_json(data)
+        except httpx.TransportError as exc:
+            raise unreachable_error(f"{self.base_url}/v1/server/logs", exc) from exc
+
+    async def app_logs(self, app: str, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
+        """GET /v1/apps/{app}/logs: each `log` event ({container, stream, time, line})."""
+        path = f"/v1/apps/{app}/logs"
+        # Following waits on a quiet app; haloyd sends a heartbeat every 15 s.
+        timeout = httpx.Timeout(DEFAULT_TIMEOUT_S, read=EVENTS_READ_TIMEOUT_S)
+        try:
+            async with self._http.stream("GET", path, params=params, timeout=timeout,
+                                         headers={"accept": "text/event-stream"}) as resp:
+                if not resp.is_success:
+                    body = await resp.aread()
+                    raise response_error(self.base_url, "GET", path, resp.status_code, body)
+                async for data in sse_data(resp.aiter_lines()):
+                    event = json.loads(data)
+                    if isinstance(event, dict) and "line" in event:  # `end` carries {}
+                        yield event
+        except httpx.TransportError as exc:
+            raise unreachable_error(f"{self.base_url}{path}", exc) from exc
 
 
 async def sse_data(lines: AsyncIterable[str]) -> AsyncIterator[str]:

@@ -98,6 +98,18 @@ async def check_docker(env: Mapping[str, str]) -> str:
     return out.strip()
 
 
+async def local_engine_id(env: Mapping[str, str]) -> str | None:
+    """The local Docker engine's `ID|DockerRootDir` (as haloyd reports it), or None."""
+    try:
+        code, out = await asyncio.wait_for(
+            _run(("docker", "info", "--format", "{{.ID}}|{{.DockerRootDir}}"), env),
+            DOCKER_PING_TIMEOUT_S,
+        )
+    except (TimeoutError, RuntimeError_):
+        return None
+    return out.strip() or None if code == 0 else None
+
+
 def tail(text: str, lines: int = BUILD_TAIL_LINES) -> str:
     """The last `lines` non-empty lines of `text`."""
     kept = [line for line in text.splitlines() if line.strip()]

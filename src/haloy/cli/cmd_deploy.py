@@ -18,7 +18,8 @@ DEFAULT_DEADLINE_S = 300.0
 @click.option("--no-logs", is_flag=True, help="Only print each target's result, not its steps.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome of each target as JSON.")
 @click.option("--shared-engine", is_flag=True,
-              help="The server uses this machine's Docker engine: build there, upload nothing.")
+              help="Treat every server as using this machine's Docker engine: upload nothing. "
+              "(Detected by itself for a loopback server on the same engine.)")
 @click.option("--deadline", type=click.FloatRange(1, 3600), default=DEFAULT_DEADLINE_S,
               show_default=True, metavar="SECONDS",
               help="Fail a rollout whose new replicas are not healthy within this time.")

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from haloy import __version__
 from haloy.cli.client_config import client_config_dir, normalize_server_url, resolve_token
+from haloy.cli.cmd_prune import INCLUDE_PROTECTED_HELP, protected_filter
 from haloy.cli.cmd_server import server
 from haloy.cli.main import cli
 from haloy.cli.target_options import (
@@ -241,18 +242,21 @@ def rollback(deployment_id: str, config_path: Path | None, targets: tuple[str, .
 @target_options
 @click.option("-r", "--remove-containers", is_flag=True, help="Remove the containers too.")
 @click.option("--remove-volumes", is_flag=True, help="Remove their volumes (needs -r).")
+@click.option("--include-protected", is_flag=True, help=INCLUDE_PROTECTED_HELP)
 def stop(config_path: Path | None, targets: tuple[str, ...], all_targets: bool,
-         remove_containers: bool, remove_volumes: bool) -> None:
+         remove_containers: bool, remove_volumes: bool, include_protected: bool) -> None:
     """Stop an app's containers and take it out of the proxy's routes.
 
     \b
     Examples:
       haloy stop -t staging
       haloy stop -r --remove-volumes
+      haloy stop -a --include-protected
     """
     if remove_volumes and not remove_containers:
         raise click.UsageError("--remove-volumes needs -r/--remove-containers")
-    selected = select_targets(config_path, targets, all_targets)
+    selected = protected_filter(select_targets(config_path, targets, all_targets),
+                                include_protected, "stop")
 
     async def one(target: AppTarget, api: ApiClient) -> tuple[AppTarget, dict[str, Any]]:
         body = {"removeContainers": remove_containers, "removeVolumes": remove_volumes}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,16 +33,17 @@ from haloy.cli.build import (
     build_image,
     build_key,
     check_docker,
+    local_engine_id,
     push_image,
 )
 from haloy.cli.client_config import client_config_dir, resolve_token
 from haloy.cli.events_view import EventPrinter, Outcome, follow_events, print_summary
 from haloy.cli.hooks import run_hooks
-from haloy.cli.ship import shares_engine, ship_layers
+from haloy.cli.ship import is_loopback, shares_engine, ship_layers
 from haloy.cli.target_options import server_url, target_label
 from haloy.config.app import AppConfig, AppTarget
 from haloy.config.resolve import ResolvedTarget, resolve_target
-from haloy.daemon.api.schemas import DeployRequest, DomainIn, RegistryLogin
+from haloy.daemon.api.schemas import DeployRequest, DomainIn, RegistryLogin, VersionInfo
 from haloy.errors import ApiError, HaloyError
 
 # The capability a haloyd must have for `POST /v1/deploy`.
@@ -59,6 +61,7 @@ class Job:
     build: BuildPlan | None
     shared_engine: bool = False
     capabilities: list[str] = field(default_factory=list)
+    engine_id: str | None = None  # the server's Docker engine
 
     @property
     def label(self) -> str:
@@ -105,20 +108,22 @@ def pushes_to_server(target: AppTarget) -> bool:
 async def preflight(jobs: list[Job], forced_shared: bool) -> None:
     """GET /v1/version on every server: the token works and it can deploy, before any build."""
 
-    async def check(url: str, token: str) -> list[str]:
+    async def check(url: str, token: str) -> VersionInfo:
         async with ApiClient(url, token) as api:
-            caps = (await api.version()).capabilities
-        if DEPLOY_CAPABILITY not in caps:
+            info = await api.version()
+        if DEPLOY_CAPABILITY not in info.capabilities:
             raise ApiError(f"{url} cannot deploy (no {DEPLOY_CAPABILITY!r} capability)",
                            hint="upgrade haloyd on the server")
-        return caps
+        return info
 
     servers = sorted({(j.url, j.token) for j in jobs})
     found = await asyncio.gather(*(check(u, k) for u, k in servers))
-    caps = dict(zip(servers, found, strict=True))
+    infos = dict(zip(servers, found, strict=True))
+    local = await local_engine_id(os.environ) if any(is_loopback(j.url) for j in jobs) else None
     for job in jobs:
-        job.capabilities = caps[(job.url, job.token)]
-        job.shared_engine = shares_engine(job.url, job.capabilities, forced_shared)
+        info = infos[(job.url, job.token)]
+        job.capabilities, job.engine_id = info.capabilities, info.engine_id
+        job.shared_engine = shares_engine(job.url, job.engine_id, local, forced_shared)
 
 
 class Deploy:

@@ -25,7 +25,9 @@ def render_error(err: HaloyError, console: Console | None = None) -> int:
 def run_cli(group: click.Group, args: list[str] | None = None) -> None:
     """Run a click group; HaloyError becomes a rendered message and its exit code."""
     try:
-        group.main(args=args, standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of `ctx.exit(n)` /
+        # `click.exceptions.Exit(n)`, so pass it on.
+        code = group.main(args=args, standalone_mode=False)
     except HaloyError as err:
         sys.exit(render_error(err))
     except click.exceptions.Abort:
@@ -37,5 +39,7 @@ def run_cli(group: click.Group, args: list[str] | None = None) -> None:
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
 
 

@@ -21,7 +21,6 @@ from haloy.errors import ApiError, HaloyError, RuntimeError_
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 # A haloyd whose engine is the one this CLI builds with says so with this capability.
-SHARED_ENGINE_CAPABILITY = "images.local"
 ASSEMBLE_CAPABILITY = "images.assemble"
 # Parallel uploads: enough to fill a link, few enough not to thrash the server's disk.
 UPLOAD_PARALLELISM = 4
@@ -44,9 +43,16 @@ def is_loopback(url: str) -> bool:
     return (urlsplit(url).hostname or "") in LOOPBACK_HOSTS
 
 
-def shares_engine(url: str, capabilities: list[str], forced: bool) -> bool:
-    """Whether the server runs on this machine's Docker engine (then no upload is needed)."""
-    return forced or (is_loopback(url) and SHARED_ENGINE_CAPABILITY in capabilities)
+def shares_engine(
+    url: str, server_engine: str | None, local_engine: str | None, forced: bool
+) -> bool:
+    """Whether the server deploys to the engine this CLI built on (then nothing is uploaded).
+
+    Only a loopback server can: the same engine ID alone could be a cloned VM image.
+    """
+    if forced:
+        return True
+    return is_loopback(url) and server_engine is not None and server_engine == local_engine
 
 
 def saved_config(root: Path) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from haloy.daemon.api.events import EventHub, EventLog
@@ -65,6 +65,7 @@ class Deployer:
         drain_grace_s: float = DEFAULT_DRAIN_GRACE_S,
         stop_grace_s: int = STOP_GRACE_S,
         extra_labels: Mapping[str, str] | None = None,
+        registry_auth: Callable[[str], Mapping[str, str] | None] | None = None,
     ) -> None:
         self.runtime = runtime
         self.containers = Containers(runtime.client, network)
@@ -75,6 +76,8 @@ class Deployer:
         self.stop_grace_s = stop_grace_s
         # Labels put on every container this deployer creates (e.g. a test's teardown label).
         self.extra_labels = dict(extra_labels or {})
+        # Stored registry logins (image ref -> engine auth), for specs that carry none.
+        self.registry_auth = registry_auth
         self._busy: dict[str, str] = {}  # app -> running deployment id ("" while recording)
         self._tasks: dict[str, asyncio.Task[Deployment]] = {}  # deployment id -> task
 
@@ -252,7 +255,10 @@ class Deployer:
         info = await self.containers.image(spec.image)
         if spec.pull_policy == "always" or (info is None and spec.pull_policy == "if_missing"):
             events.append(EventKind.STEP, f"pull {spec.image}", {"action": "pull"})
-            await self.containers.pull(spec.image, spec.registry_auth)
+            auth = spec.registry_auth
+            if auth is None and self.registry_auth is not None:
+                auth = self.registry_auth(spec.image)
+            await self.containers.pull(spec.image, auth)
             info = await self.containers.image(spec.image)
         if info is None:
             raise HaloyError(f"image {spec.image} is not on the server (pull_policy "

@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
+import aiodocker
 from starlette.routing import Route
 
 from haloy.certs.challenges import ChallengeApp, ChallengeStore
@@ -36,11 +37,18 @@ from haloy.certs.store import CertStore
 from haloy.config.daemon import LETSENCRYPT_PRODUCTION, AcmeSettings, DaemonConfig
 from haloy.daemon.api import EventHub, LayerStore, create_api, make_server, serve_api
 from haloy.daemon.api.daemon_status import DaemonStatusProvider
+from haloy.daemon.api.exec import ExecHandlers
 from haloy.daemon.api.images import DockerImageLoader
+from haloy.daemon.api.logs import LogHandlers
+from haloy.daemon.api.prune import PruneHandlers
+from haloy.daemon.api.registries import RegistryHandlers
+from haloy.daemon.api.server_logs import LogRing, ServerLogHandlers
+from haloy.daemon.api.tunnel import TunnelHandlers
 from haloy.daemon.api_token import read_token
 from haloy.daemon.app import Extra, Haloyd, ServeSettings
 from haloy.daemon.deployer import Deployer
 from haloy.daemon.haloyd_routes import HaloydRouteControl
+from haloy.daemon.registry_auth import RegistryAuthStore, registries_file
 from haloy.daemon.route_builder import Extras
 from haloy.errors import HaloyError
 from haloy.proxy.control_client import send_control
@@ -104,8 +112,12 @@ def api_service(
         paths = haloyd.settings.paths
         store = await DeploymentStore.open(paths.db_file)
         events = EventHub()
+        ring = LogRing()  # `haloy server logs` reads haloyd's own log from here
+        logging.getLogger().addHandler(ring)
+        registries = RegistryAuthStore(registries_file(paths))
         deployer = Deployer(haloyd.runtime, HaloydRouteControl(haloyd), store, events,
-                            network=haloyd.settings.network)
+                            network=haloyd.settings.network, registry_auth=registries.auth_for)
+        client = haloyd.runtime.client
         try:
             await haloyd.ready.wait()
             interrupted = await deployer.recover()
@@ -125,11 +137,19 @@ def api_service(
             app = create_api(token, status, store, events=events,
                              layers=LayerStore(paths.layers_dir), deployer=deployer,
                              images=DockerImageLoader(haloyd.runtime.client),
-                             public_routes=[acme])
+                             public_routes=[acme],
+                             engine_id=await engine_id(haloyd),
+                             groups={"registries": RegistryHandlers(registries, client),
+                                     "prune": PruneHandlers(client, store),
+                                     "server_logs": ServerLogHandlers(ring),
+                                     "exec": ExecHandlers(client),
+                                     "tunnel": TunnelHandlers(client, haloyd.settings.network)},
+                             logs=LogHandlers(client))
             server = make_server(app, listen.bind_host, listen.port)
             log.info("API listening on %s:%d", listen.bind_host, listen.port)
             await serve_api(server)
         finally:
+            logging.getLogger().removeHandler(ring)
             await deployer.close()
             await store.close()
 
@@ -152,6 +172,22 @@ async def wait_listening(endpoint: Endpoint, timeout: float) -> bool:
         log.warning("API listener %s:%d not up after %.0f s; ordering certificates anyway",
                     endpoint.address, endpoint.port, timeout)
         return False
+
+
+async def engine_id(haloyd: Haloyd) -> str | None:
+    """Which Docker engine this is (None if it does not say): a CLI on it skips the upload.
+
+    The engine's ID alone is not enough: dockerd derives it from /etc/docker/key.json, which
+    every engine on one machine shares, so its data root is part of the identity.
+    """
+    try:
+        async with asyncio.timeout(10):  # a wedged engine must not hold up `haloyd serve`
+            info = await haloyd.runtime.client.system.info()
+    except (aiodocker.DockerError, OSError, TimeoutError) as exc:
+        log.warning("could not read the Docker engine's ID: %s", exc)
+        return None
+    found, root = info.get("ID"), info.get("DockerRootDir")
+    return f"{found}|{root}" if found and root else None
 
 
 def public_ports(config: DaemonConfig) -> tuple[int, int | None]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from haloy.daemon.api.deploys import DeployHandlers, DeployService
@@ -55,12 +55,16 @@ def create_api(
     deployer: DeployService | None = None,
     images: ImageLoader | None = None,
     logs: LogHandlers | None = None,
+    engine_id: str | None = None,
+    groups: Mapping[str, object] | None = None,
 ) -> ASGIApp:
     """Build the API app; `public_routes` (e.g. the ACME HTTP-01 answer) skip the token.
 
     Deploy, rollback and stop are mounted only with a `deployer`; layer uploads only with
     `layers`; image loading (assemble, whole tars) only with an `images` loader;
-    container logs only with `logs`.
+    container logs only with `logs`. `engine_id` (the Docker engine's ID) lets a CLI on the
+    same engine skip the image upload.
+    Endpoints with a `group` are mounted when `groups` maps it to their handlers' owner.
     """
     if len(token) < MIN_TOKEN_LENGTH:
         raise ConfigError(
@@ -73,6 +77,7 @@ def create_api(
         and (deployer is not None or not ep.needs_deployer)
         and (images is not None or not ep.needs_images)
         and (logs is not None or not ep.needs_logs)
+        and (ep.group is None or ep.group in (groups or {}))
     ]
     capabilities = sorted({ep.capability for ep in mounted if ep.capability})
     handlers = Handlers(
@@ -83,17 +88,23 @@ def create_api(
         capabilities,
         build_openapi(mounted),
         limits.sse_heartbeat_s,
+        engine_id,
     )
     deploys = DeployHandlers(deployer) if deployer is not None else None
     image_handlers = ImageHandlers(images, layers) if images is not None else None
-    routes: dict[str, Route] = {}
+    routes: dict[str, BaseRoute] = {}
     for ep in mounted:
         owner: object = (
-            deploys if ep.needs_deployer
+            (groups or {})[ep.group] if ep.group
+            else deploys if ep.needs_deployer
             else image_handlers if ep.needs_images
             else logs if ep.needs_logs
             else handlers
         )
+        if ep.websocket:
+            routes[ep.handler] = WebSocketRoute(ep.path, getattr(owner, ep.handler),
+                                                name=ep.handler)
+            continue
         routes[ep.handler] = Route(
             ep.path, getattr(owner, ep.handler), methods=[ep.method], name=ep.handler
         )

@@ -14,12 +14,20 @@ from haloy.daemon.api.schemas import (
     DeploymentEvent,
     DeploymentList,
     DeployRequest,
+    ExecRequest,
+    ExecResults,
     Health,
     ImageLoaded,
     LayerCheckRequest,
     LayerCheckResponse,
     LayerStored,
+    PruneRequest,
+    PruneResult,
+    RegistryEntry,
+    RegistryList,
+    RegistryLoginRequest,
     RollbackRequest,
+    ServerLogRecord,
     StopRequest,
     StopResult,
     VersionInfo,
@@ -52,6 +60,10 @@ class Endpoint:
     needs_deployer: bool = False
     needs_images: bool = False
     needs_logs: bool = False
+    # Mounted only when create_api gets handlers for this group (their owner object).
+    group: str | None = None
+    # A WebSocket upgrade (GET): mounted as a WebSocketRoute, described in OpenAPI as a 101.
+    websocket: bool = False
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -195,5 +207,91 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(400, 404),
         capability="apps.logs",
         needs_logs=True,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/registries/login",
+        "registry_login",
+        "Check registry credentials with the Docker engine, then store them (0600) for pulls "
+        "of that registry's images by deploys that carry no credentials.",
+        RegistryEntry,
+        request=RegistryLoginRequest,
+        errors=(400, 403, 422, 502),
+        capability="registries",
+        group="registries",
+    ),
+    Endpoint(
+        "GET",
+        "/v1/registries",
+        "registries",
+        "The stored registry logins (servers and usernames; never passwords).",
+        RegistryList,
+        capability="registries",
+        group="registries",
+    ),
+    Endpoint(
+        "DELETE",
+        "/v1/registries/{server}",
+        "registry_logout",
+        "Forget the stored login for a registry.",
+        RegistryEntry,
+        errors=(404,),
+        capability="registries",
+        group="registries",
+    ),
+    Endpoint(
+        "POST",
+        "/v1/images/prune",
+        "images_prune",
+        "Remove haloy's `<app>:<deployment-id>` image tags that no container uses and no kept "
+        "deployment needs (dry run by default); answers the tags and the bytes freed.",
+        PruneResult,
+        request=PruneRequest,
+        errors=(400, 422),
+        capability="images.prune",
+        group="prune",
+    ),
+    Endpoint(
+        "GET",
+        "/v1/server/logs",
+        "server_logs",
+        "haloyd's own recent log as server-sent events (`log` events; an `end` event closes a "
+        "finite stream). Query: tail (default 100), follow (default true).",
+        ServerLogRecord,
+        media_type=SSE,
+        errors=(400,),
+        capability="server.logs",
+        group="server_logs",
+    ),
+    Endpoint(
+        "POST",
+        "/v1/apps/{app}/exec",
+        "app_exec",
+        "Run a command (argv, not a shell) in the app's running containers: the newest "
+        "deployment's first one, or `container` (id prefix), or `allContainers`. Each result "
+        "has the exit code and output (capped; `truncated` says so); on timeout the command is "
+        "killed and `timedOut` is set.",
+        ExecResults,
+        request=ExecRequest,
+        errors=(400, 404, 409, 422),
+        capability="apps.exec",
+        group="exec",
+    ),
+    Endpoint(
+        "GET",
+        "/v1/apps/{app}/tunnel",
+        "app_tunnel",
+        "WebSocket upgrade (send `Connection: Upgrade`, `Upgrade: websocket` and the bearer "
+        "token) carrying one raw TCP connection to a container port on the app network. Query: "
+        "port (required), container (id prefix; default the newest deployment's first). Binary "
+        "frames carry the bytes; an empty binary frame ends that direction (TCP half-close); "
+        "the server closes with 1000 when both ended, 4502 with the reason when the container "
+        "port refuses, 1011 when a side broke. 400/404 answer before the upgrade.",
+        None,
+        status=101,
+        errors=(400, 404, 409),
+        capability="apps.tunnel",
+        group="tunnel",
+        websocket=True,
     ),
 )

@@ -100,6 +100,7 @@ class Handlers:
         capabilities: Sequence[str],
         openapi: dict[str, Any],
         heartbeat: float = SSE_HEARTBEAT_S,
+        engine_id: str | None = None,
     ) -> None:
         self.status = status
         self.store = store
@@ -108,6 +109,7 @@ class Handlers:
         self.capabilities = list(capabilities)
         self.openapi_doc = openapi
         self.heartbeat = heartbeat
+        self.engine_id = engine_id
 
     async def health(self, request: Request) -> Response:
         """GET /health"""
@@ -116,7 +118,10 @@ class Handlers:
     async def version(self, request: Request) -> Response:
         """GET /v1/version"""
         info = VersionInfo(
-            version=__version__, api_version=API_VERSION, capabilities=self.capabilities
+            version=__version__,
+            api_version=API_VERSION,
+            capabilities=self.capabilities,
+            engine_id=self.engine_id,
         )
         return model_response(info)
 

@@ -17,10 +17,10 @@ import aiodocker
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from haloy.daemon.api.app_containers import app_containers
 from haloy.daemon.api.endpoints import SSE
 from haloy.daemon.api.handlers import check_app
 from haloy.daemon.api.problems import ApiProblem
-from haloy.runtime.labels import APP_NAME, DEPLOYMENT_ID
 
 DEFAULT_TAIL = 100
 MAX_TAIL = 10000
@@ -77,22 +77,6 @@ class LogHandlers:
         self.client = client
         self.heartbeat = heartbeat
 
-    async def _containers(self, app: str, wanted: str | None, every: bool) -> list[Any]:
-        found = await self.client.containers.list(
-            all=True, filters={"label": [f"{APP_NAME}={app}"]}
-        )
-        if wanted:
-            found = [c for c in found if c.id.startswith(wanted)]
-        if not found:
-            raise ApiProblem(404, f"no container of app {app!r}"
-                             + (f" matches {wanted!r}" if wanted else ""),
-                             hint="see the app's containers with GET /v1/apps/{app} (haloy status)")
-        if every or wanted:
-            return found
-        # Default: the containers of the newest deployment (ULIDs sort by time).
-        newest = max(c["Labels"].get(DEPLOYMENT_ID, "") for c in found)
-        return [c for c in found if c["Labels"].get(DEPLOYMENT_ID, "") == newest][:1]
-
     async def app_logs(self, request: Request) -> Response:
         """GET /v1/apps/{app}/logs[?tail=N&follow=false&container=ID&all=true]"""
         app = check_app(request.path_params["app"])
@@ -100,7 +84,7 @@ class LogHandlers:
         tail = parse_tail(q.get("tail"))
         follow = q.get("follow", "true").lower() not in ("0", "false", "no")
         every = q.get("all", "false").lower() in ("1", "true", "yes")
-        containers = await self._containers(app, q.get("container") or None, every)
+        containers = await app_containers(self.client, app, q.get("container") or None, every)
         body = self._follow(containers, tail) if follow else self._finite(containers, tail)
         return StreamingResponse(body, media_type=SSE, headers={"x-accel-buffering": "no"})
 

@@ -77,7 +77,7 @@ class RateLimit:
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not _matches(self.exempt, scope):
+        if scope["type"] in ("http", "websocket") and not _matches(self.exempt, scope):
             decision = self.limiter.check(client_key(scope), self.clock())
             if not decision.allowed:
                 retry = max(1, math.ceil(decision.retry_after))
@@ -108,7 +108,8 @@ class BearerAuth:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not _matches(self.public, scope):
+        # WebSocket handshakes (the tunnel) need the token too; the 401 goes out as a denial.
+        if scope["type"] in ("http", "websocket") and not _matches(self.public, scope):
             if not self._authorized(scope):
                 response = problem_response(
                     401,

@@ -24,6 +24,7 @@ _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 _ERROR_TEXT = {
     400: "Invalid name, digest or parameter.",
     401: "Missing or wrong bearer token.",
+    403: "The registry refused the credentials.",
     404: "Not found.",
     409: "A deployment of this app is running, the deployment cannot be used, or layers are "
     "missing.",
@@ -31,6 +32,7 @@ _ERROR_TEXT = {
     422: "Request body does not match the schema.",
     429: "Too many requests; see Retry-After.",
     500: "haloyd failed.",
+    502: "The registry could not be reached.",
     507: "Not enough disk space.",
 }
 
@@ -52,8 +54,11 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
     elif ep.request_media_type != JSON:
         binary = {"schema": {"type": "string", "format": "binary"}}
         op["requestBody"] = {"required": True, "content": {ep.request_media_type: binary}}
-    if ep.response is None:
-        ok: dict[str, Any] = {"description": "OK", "content": {ep.media_type: {"schema": {}}}}
+    if ep.websocket:
+        # OpenAPI cannot model a WebSocket; the summary describes the frames.
+        ok: dict[str, Any] = {"description": "Switching Protocols to a WebSocket."}
+    elif ep.response is None:
+        ok = {"description": "OK", "content": {ep.media_type: {"schema": {}}}}
     elif ep.media_type == SSE:
         ok = {
             "description": "Server-sent events; each `data:` is this schema.",

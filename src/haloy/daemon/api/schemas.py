@@ -50,6 +50,11 @@ class VersionInfo(Schema):
     version: str
     api_version: str
     capabilities: list[str]
+    engine_id: str | None = Field(
+        None,
+        description="The Docker engine haloyd deploys to (`ID|DockerRootDir`): a CLI on the "
+        "same engine deploys its built image without uploading it",
+    )
 
 
 class Replica(Schema):
@@ -258,3 +263,99 @@ class ImageLoaded(Schema):
     refs: list[str]
     layers: int = Field(0, description="Layers assembled (0 for a whole tar)")
     bytes: int = Field(description="Bytes handed to docker load")
+
+
+class RegistryLoginRequest(Schema):
+    """POST /v1/registries/login: credentials checked against the registry, then stored."""
+
+    server: str = Field(min_length=1, max_length=255, description="Registry host[:port]")
+    username: str = Field(min_length=1)
+    password: str = Field(min_length=1)
+
+
+class RegistryEntry(Schema):
+    """A stored registry login (the password is never shown)."""
+
+    server: str
+    username: str
+
+
+class RegistryList(Schema):
+    """The registry logins haloyd uses for pulls."""
+
+    registries: list[RegistryEntry]
+
+
+class PruneRequest(Schema):
+    """POST /v1/images/prune: only haloy's `<app>:<deployment-id>` tags are candidates."""
+
+    dry_run: bool = Field(True, description="Only list what would be removed")
+    keep: int | None = Field(
+        None, ge=1, le=1000, description="Keep the newest N deployments' images per app; "
+        "default: every deployment kept in history"
+    )
+    app: str | None = Field(None, description="Only this app's images")
+    refs: list[str] | None = Field(
+        None, max_length=10000, description="Remove only these tags (those a dry run listed "
+        "and the user confirmed), and only if they are still to be pruned"
+    )
+
+
+class PrunedImage(Schema):
+    """One image tag that was (or would be) removed."""
+
+    ref: str
+    id: str
+    size: int = Field(description="Bytes the image takes; freed only when its last tag goes")
+    reason: str
+
+
+class PruneResult(Schema):
+    """What the prune removed (or would remove)."""
+
+    dry_run: bool
+    images: list[PrunedImage]
+    bytes_freed: int
+
+
+class ServerLogRecord(Schema):
+    """One record of haloyd's own log."""
+
+    seq: int
+    time: datetime
+    level: str
+    logger: str
+    message: str
+
+
+# Exec runs for at most this long unless asked for less; an hour bounds a stuck migration.
+MAX_EXEC_TIMEOUT_S = 3600.0
+
+
+class ExecRequest(Schema):
+    """A command to run in an app's containers (non-interactive)."""
+
+    argv: list[str] = Field(description="The command and its arguments; not run by a shell")
+    timeout: float = Field(60.0, gt=0, le=MAX_EXEC_TIMEOUT_S,
+                           description="Seconds before the command is killed")
+    container: str | None = Field(None, description="Only the container with this id prefix")
+    all_containers: bool = Field(False, description="Every running container of the app")
+
+
+class ExecResult(Schema):
+    """How the command ended in one container; output beyond the cap is cut off."""
+
+    container_id: str
+    exit_code: int | None = Field(description="None when killed on timeout or not known")
+    stdout: str
+    stderr: str
+    timed_out: bool
+    killed: bool = Field(False, description="After a timeout: the command and its children "
+                         "were killed (false: they could not be, and may still run)")
+    truncated: bool = Field(description="stdout or stderr exceeded the cap and was cut")
+
+
+class ExecResults(Schema):
+    """One result per container the command ran in."""
+
+    results: list[ExecResult]
