@@ -24,7 +24,6 @@ class Exchange:
     method = b""
     url = b""
     host = b""
-    headers_done = False
     request_done = False
     keep_alive = True
     body_left = 0  # Content-Length bytes still to come; -1 for a chunked body
