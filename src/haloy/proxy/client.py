@@ -215,7 +215,8 @@ class ClientProtocol(ClientConnection):
         if raw[le - 9 : le] not in _LINE_ENDS:
             # HTTP/0.9 has no head to route; anything above 1.1 is not spoken here.
             raise _Reject(400 if parser.get_http_version() < "1.0" else 505)
-        self.cur = ex = Exchange(self)
+        self.cur = ex = Exchange()
+        ex.client = self
         ex.method = method = parser.get_method()
         ex.keep_alive = parser.should_keep_alive()
         if method == b"CONNECT":
@@ -227,7 +228,8 @@ class ClientProtocol(ClientConnection):
             # theirs): the same Host, framing and verdict, so skip the scan.
             host = self.fields_host
             body = self.fields_body
-            url = raw[raw.find(b" ") + 1 : raw.rfind(b" ", 0, le)].strip(b" ")
+            # llhttp checked "METHOD SP target SP HTTP/1.x" (it tolerates extra spaces).
+            url = raw[len(method) + 1 : le - 9].strip(b" ")
             head = b""
             upgrade = None
         else:
@@ -331,17 +333,10 @@ class ClientProtocol(ClientConnection):
             return
         self.service.dispatch(ex)
 
-    def attach(self, ex: Exchange, up: UpstreamProtocol) -> None:
-        """Bind a connected backend to the front exchange and send what is buffered."""
-        up.bind(ex)
-        ex.upstream = up
+    def attached(self, up: UpstreamProtocol) -> None:
+        """Flow control once a backend serves the front exchange (UpstreamProtocol.bind)."""
         if self.writing_paused:
             up.pause_reading()
-        out = ex.out
-        if out:
-            up.transport.write(out[0] if len(out) == 1 else b"".join(out))  # type: ignore[union-attr]
-            out.clear()
-            ex.out_size = 0
         if self.paused & P_QUEUE and len(self.queue) == 1 and self.pending_tunnel is None:
             self._resume(P_QUEUE)
 
@@ -351,7 +346,7 @@ class ClientProtocol(ClientConnection):
             self.transport.write(ex.local)
         ex.status = ex.status or int(ex.local[9:12])
         ex.resp_bytes = len(ex.local)
-        self._done(ex, keep_alive=not ex.close_after and ex.request_done)
+        self.done(ex, keep_alive=not ex.close_after and ex.request_done)
 
     def local_error(self, ex: Exchange, status: int, sent: bool = False) -> None:
         """Answer `ex` with an error page (nothing of a backend response was sent yet).
@@ -392,9 +387,10 @@ class ClientProtocol(ClientConnection):
             up.park()
         elif not up.closed:
             up.close()
-        self._done(ex, keep_alive and ex.request_done and ex.upgrade is None)
+        self.done(ex, keep_alive and ex.request_done and ex.upgrade is None)
 
-    def _done(self, ex: Exchange, keep_alive: bool) -> None:
+    def done(self, ex: Exchange, keep_alive: bool) -> None:
+        """`ex` is answered: next exchange, or the keep-alive deadline, or close."""
         queue = self.queue
         if queue and queue[0] is ex:
             queue.popleft()
@@ -443,7 +439,8 @@ class ClientProtocol(ClientConnection):
                     cur.upstream = None
                 self.service.release(cur)
             self.queue.remove(cur)
-        ex = Exchange(self)
+        ex = Exchange()
+        ex.client = self
         ex.status = status
         ex.close_after = True
         ex.keep_alive = False

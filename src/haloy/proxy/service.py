@@ -161,7 +161,7 @@ class ProxyService:
             up = idle.pop()
             if not up.closed:
                 ex.reused = True
-                ex.client.attach(ex, up)
+                up.bind(ex)
                 return
         self._spawn(self._connect(ex, backend, ex.kind == PROXY))
 
@@ -182,7 +182,7 @@ class ProxyService:
             up = idle.pop()
             if not up.closed:
                 ex.reused = True
-                ex.client.attach(ex, up)
+                up.bind(ex)
                 return
         ex.reused = False
         self._spawn(self._connect(ex, backend, retry))
@@ -221,7 +221,7 @@ class ProxyService:
             up.park()
             return
         backend.ejected_until = 0.0
-        ex.client.attach(ex, up)
+        up.bind(ex)
 
     def _uncount(self, ex: Exchange) -> None:
         if ex.counted and ex.backend is not None:

@@ -102,17 +102,20 @@ class UpstreamProtocol(asyncio.Protocol):
             # _finish(), inlined: this runs once per request.
             keep_alive = self.keep_alive
             self.ex = None
-            client.response_done(
-                ex,
-                self,
+            ex.upstream = None
+            if (
                 keep_alive
                 and not self.extra
                 and not self.broken
                 and ex.request_done
                 and not self.reading_paused
-                and not self.writing_paused,
-                keep_alive,
-            )
+                and not self.writing_paused
+                and not ex.cancelled
+            ):
+                self.park()
+            else:
+                self.close()
+            client.done(ex, keep_alive and ex.request_done and ex.upgrade is None)
 
     def eof_received(self) -> bool | None:
         if self.tunnel and self.ex is not None:
@@ -181,8 +184,17 @@ class UpstreamProtocol(asyncio.Protocol):
 
     # -- exchange lifecycle ----------------------------------------------------------------
     def bind(self, ex: Exchange) -> None:
-        """Serve `ex` on this connection; arms the response-header timeout."""
+        """Serve `ex` on this connection: send what the client buffered, arm the timeout."""
         self.ex = ex
+        ex.upstream = self
+        out = ex.out
+        if out:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))  # type: ignore[union-attr]
+            out.clear()
+            ex.out_size = 0
+        client = ex.client
+        if client.paused or client.writing_paused:
+            client.attached(self)
         self.pooled = False
         if self.broken:
             self.parser = httptools.HttpResponseParser(self)
