@@ -2,20 +2,26 @@
 
 Feeds a request to `ClientProtocol.data_received` and nginx's response to
 `UpstreamProtocol.data_received` with fake transports, N times, and prints ns per request.
-Stable where end-to-end runs drift: use it to A/B hot-path changes, then confirm with
-bench/proxy.  Usage: python bench/proxy_micro.py [--headers] [-n N] [--repeat R]
+Usage: python bench/proxy_micro.py [--headers] [--vary] [-n N] [--repeat R]
+
+Timings drift with the load of this shared machine; instruction counts do not. To A/B a
+hot-path change, run it under `valgrind --tool=callgrind` with --repeat 1 and -n 500, then
+-n 2500, and divide the difference of the two totals by 2000; confirm with bench/proxy.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from typing import Any
 
 import uvloop
 
+from haloy.proxy.access_log import AccessLog
 from haloy.proxy.client import ClientProtocol
+from haloy.proxy.metrics import Metrics
 from haloy.proxy.service import ProxyService
 from haloy.proxy.snapshot import Backend, Route, Snapshot
 from haloy.proxy.upstream import UpstreamProtocol
@@ -61,10 +67,22 @@ class FakeTransport:
         return False
 
 
-def run(request: bytes, n: int) -> float:
-    """ns per request over n requests on one keep-alive connection and one pooled backend."""
+def run(request: bytes, n: int, vary: bool = False, observe: str = "") -> float:
+    """ns per request over n requests on one keep-alive connection and one pooled backend.
+
+    With `vary`, every other request carries a different cookie value, so no head repeats
+    its predecessor's field block (the per-connection scan cache never hits).
+    """
     loop = uvloop.new_event_loop()
-    service = ProxyService(loop)
+    observers: list[Any] = []
+    if "log" in observe:
+        observers.append(AccessLog(loop, open(os.devnull, "w")))
+    if "metrics" in observe:
+        observers.append(Metrics())
+    service = ProxyService(loop, observers=tuple(observers))
+    for obs in observers:
+        if isinstance(obs, Metrics):
+            obs.service = service
     backends = (Backend(address="127.0.0.1", port=9, deployment_id="d"),)
     route = Route(app="b", domain="bench.local", backends=backends)
     service.put_snapshot(Snapshot(generation=1, routes=(route,)))
@@ -76,12 +94,13 @@ def run(request: bytes, n: int) -> float:
     ct = FakeTransport()
     client.connection_made(ct)  # type: ignore[arg-type]
     feed, answer = client.data_received, up.data_received
-    for _ in range(200):
-        feed(request)
+    other = request.replace(b"Host:", b"Cookie: v=2\r\nHost:", 1) if vary else request
+    for i in range(200):
+        feed(request if i & 1 else other)
         answer(RESPONSE)
     t0 = time.perf_counter_ns()
-    for _ in range(n):
-        feed(request)
+    for i in range(n):
+        feed(request if i & 1 else other)
         answer(RESPONSE)
     dt = time.perf_counter_ns() - t0
     assert ct.written == (n + 200) * len(RESPONSE), "responses not forwarded"
@@ -93,13 +112,16 @@ def main() -> None:
     """Print the median ns per request over --repeat runs."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--headers", action="store_true", help="browser-like ~700-byte heads")
+    ap.add_argument("--vary", action="store_true", help="no head repeats the previous one")
+    ap.add_argument("--observe", default="", help="'log', 'metrics' or 'log,metrics'")
     ap.add_argument("-n", type=int, default=20000)
     ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args()
     req = BROWSER if args.headers else PLAIN
     asyncio.set_event_loop_policy(None)
-    times = sorted(run(req, args.n) for _ in range(args.repeat))
-    print(f"{'browser' if args.headers else 'plain'} head ({len(req)} B): "
+    times = sorted(run(req, args.n, args.vary, args.observe) for _ in range(args.repeat))
+    print(f"{'browser' if args.headers else 'plain'} head ({len(req)} B"
+          f"{', varying' if args.vary else ''}{', ' + args.observe if args.observe else ''}): "
           f"median {times[len(times) // 2]:.0f} ns/request, min {times[0]:.0f}")
 
 

@@ -17,6 +17,7 @@ from haloy.proxy.connection import INF, P_QUEUE, P_UPSTREAM, ClientConnection
 from haloy.proxy.exchange import Exchange
 from haloy.proxy.forward import forwarded_tail, rewrite_raw
 from haloy.proxy.pages import error_response
+from haloy.proxy.service import ACME_PREFIX as _ACME_PREFIX
 
 if TYPE_CHECKING:
     from haloy.proxy.service import ProxyService
@@ -259,7 +260,20 @@ class ClientProtocol(ClientConnection):
             ex.chunks = ChunkedEnd()
         elif body:
             ex.body_left = body
-        self.service.route(ex, host, self.loopback, self.scheme)
+        # The common case of ProxyService.route, inlined: a canonical host on plain HTTP that
+        # needs no redirect, no ACME path, no observers (they want a start time).
+        service = self.service
+        table = service.table
+        match = table.hosts.get(host)
+        if (
+            match is not None
+            and match.plain
+            and not service.observers
+            and (table.acme_backend is None or not url.startswith(_ACME_PREFIX))
+        ):
+            ex.entry = match.entry
+        else:
+            service.route(ex, host, self.loopback, self.scheme)
         queue = self.queue
         queue.append(ex)
         if ex.local is not None:
@@ -274,7 +288,7 @@ class ClientProtocol(ClientConnection):
             ex.head = head
         ex.out = [head]
         if len(queue) == 1:
-            self.service.dispatch(ex)  # _start(), inlined: this runs once per request
+            service.dispatch(ex)  # _start(), inlined: this runs once per request
         else:
             ex.out_size = len(head)
             self._pause(P_QUEUE)

@@ -29,7 +29,7 @@ from haloy.proxy.snapshot import Snapshot
 from haloy.proxy.upstream import UpstreamProtocol
 
 log = logging.getLogger("haloy.proxy")
-_ACME_PREFIX = b"/.well-known/acme-challenge/"
+ACME_PREFIX = b"/.well-known/acme-challenge/"
 Observer = Callable[[Exchange], None]
 
 
@@ -103,7 +103,7 @@ class ProxyService:
         if self.observers:
             ex.started = self.now()
         table = self.table
-        if table.acme_backend is not None and ex.url.startswith(_ACME_PREFIX):
+        if table.acme_backend is not None and ex.url.startswith(ACME_PREFIX):
             ex.kind = ACME
             ex.backend = table.acme_backend
             return
