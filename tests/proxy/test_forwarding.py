@@ -214,3 +214,25 @@ async def test_close_request_gets_connection_close_response(haloy_proxy: ProxyPr
         c = await Client.open(haloy_proxy.http_port)
         r = await c.request()  # keep-alive clients get the backend's head as received
         assert r.header("connection") == "keep-alive"
+
+
+async def test_repeated_field_blocks_reuse_the_scan_only_when_identical(
+    haloy_proxy: ProxyProcess,
+) -> None:
+    """The per-connection field-block cache: same fields → same Host/framing; any change rescans."""
+    async with Backend() as be:
+        haloy_proxy.put_snapshot(snapshot(route("app.test", be.spec())))
+        c = await Client.open(haloy_proxy.http_port)
+        for i, method in enumerate(("POST", "PUT", "POST")):  # identical field blocks
+            body = b"ab%d" % i
+            r = await c.request(method=method, path=f"/r/{i}", headers=[("X-App", "a")], body=body)
+            got = r.json()
+            assert (got["method"], got["target"], got["body"]) == (method, f"/r/{i}", f"ab{i}")
+        # One more field, a hop-by-hop one: rescanned and rewritten, not served from the cache.
+        r = await c.request(path="/hop", headers=[("X-App", "a"), ("Connection", "X-App")])
+        seen = {k.lower() for k, _ in r.json()["headers"]}
+        assert "x-app" not in seen and "connection" not in seen
+        # A second Host after a cached head is still a 400.
+        r = await c.request(path="/two", headers=[("X-App", "a"), ("Host", "app.test")])
+        assert r.status == 400
+        c.close()

@@ -17,6 +17,7 @@ from haloy.proxy.connection import INF, P_QUEUE, P_UPSTREAM, ClientConnection
 from haloy.proxy.exchange import Exchange
 from haloy.proxy.forward import forwarded_tail, rewrite_raw
 from haloy.proxy.pages import error_response
+from haloy.proxy.service import ACME_PREFIX as _ACME_PREFIX
 
 if TYPE_CHECKING:
     from haloy.proxy.service import ProxyService
@@ -25,8 +26,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("haloy.proxy")
 # Buffered request bytes per connection before we stop reading from the client.
 _HIGH_WATER = 256 * 1024
-_VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
+_LINE_ENDS = frozenset((b" HTTP/1.1", b" HTTP/1.0"))
 _CRLF = b"\r\n"
+# Field blocks up to this size are remembered per connection to skip the scan of a repeat.
+_FIELDS_CACHE_MAX = 4096
 
 
 class _Reject(Exception):
@@ -42,6 +45,11 @@ class ClientProtocol(ClientConnection):
     def __init__(self, service: ProxyService, scheme: bytes) -> None:
         super().__init__(service, scheme)
         self.parser = httptools.HttpRequestParser(self)
+        # The previous head's field block (from its request line's CRLF on) and what the scan
+        # found in it; b"" never matches a real head.
+        self.fields = b""
+        self.fields_host = b""
+        self.fields_body = 0
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -68,9 +76,6 @@ class ClientProtocol(ClientConnection):
             return
         if self.stopped:
             return
-        cur = self.cur
-        if cur is None or not cur.headers_done:
-            self.head_raw += len(data)
         # Callbacks slice heads and bodies out of this read, from `pos` on.
         self.data = data
         self.pos = 0
@@ -91,17 +96,30 @@ class ClientProtocol(ClientConnection):
             return
         finally:
             self.data = b""
-        cur = self.cur
-        if cur is not None:
-            if not cur.headers_done:
-                # llhttp buffers a partial field itself: bound what a head may occupy across reads.
-                if self.head_raw > self.limits.max_header_bytes:
-                    self._fail(431)
-                    return
-                self.carry += data[self.pos :] if self.pos else data
-            elif self.pos < len(data) and not self._body_rest(cur, data):
+        if self.pos < len(data):
+            cur = self.cur
+            if cur is None:
+                if not self.stopped:
+                    self._head_continues(data)
+            elif not self._body_rest(cur, data):
                 return
-        self._flush()
+        queue = self.queue
+        if queue and queue[0].out:  # _flush(), inlined: usually nothing is left to send
+            self._flush()
+
+    def _head_continues(self, data: bytes) -> None:
+        """The rest of this read begins a head that ends in a later read (rare)."""
+        piece = data[self.pos :] if self.pos else data
+        # llhttp buffers a partial field itself: bound what a head may occupy across reads.
+        if len(self.carry) + len(piece) > self.limits.max_header_bytes:
+            self._fail(431)
+            return
+        if self.carry:
+            self.carry += piece
+        elif piece.strip(b"\r\n"):  # empty lines between requests start no head
+            self.carry = piece
+            # Slowloris guard: the head must be complete within header_timeout from now.
+            self._set_deadline(self.service.now() + self.limits.header_timeout)
 
     def _body_rest(self, ex: Exchange, data: bytes) -> bool:
         """The rest of this read is body of `ex` (its message continues); False if malformed."""
@@ -133,13 +151,17 @@ class ClientProtocol(ClientConnection):
             return True
         # A client may half-close after sending whole requests and still read the responses;
         # a request cut off mid-way can never complete, so the connection ends here.
-        return bool(self.queue) and self.cur is None and self.pending_tunnel is None
+        return (
+            bool(self.queue) and self.cur is None and not self.carry
+            and self.pending_tunnel is None
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+            self.timer_at = INF
         for ex in self.queue:
             ex.cancelled = True
             up = ex.upstream
@@ -165,18 +187,7 @@ class ClientProtocol(ClientConnection):
             front.upstream.resume_reading()
 
     # -- httptools callbacks ---------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self.cur = Exchange(self)
-        # _set_deadline(), inlined: this runs once per request.
-        self.deadline = deadline = self.service.now() + self.limits.header_timeout
-        timer = self.timer
-        if timer is None or timer.when() > deadline:
-            self._set_deadline(deadline)
-
     def on_headers_complete(self) -> None:
-        ex = self.cur
-        assert ex is not None
-        ex.headers_done = True
         data = self.data
         carry = self.carry
         if carry:
@@ -195,26 +206,45 @@ class ClientProtocol(ClientConnection):
             self.pos = end
         if end < 4:
             raise _Reject(400)  # cannot happen: llhttp saw the end of this head
-        if self.head_raw > self.limits.max_header_bytes and len(raw) > self.limits.max_header_bytes:
+        if len(raw) > self.limits.max_header_bytes:
             raise _Reject(431)
-        self.head_raw = 0
         self.deadline = INF
         parser = self.parser
-        version = _VERSIONS.get(parser.get_http_version())
-        if version is None:
+        # The version from the request line llhttp validated ("... HTTP/1.1"): no string
+        # formatting per request as with parser.get_http_version().
+        le = raw.find(b"\r\n")
+        if raw[le - 9 : le] not in _LINE_ENDS:
             # HTTP/0.9 has no head to route; anything above 1.1 is not spoken here.
             raise _Reject(400 if parser.get_http_version() < "1.0" else 505)
+        self.cur = ex = Exchange()
+        ex.client = self
         ex.method = method = parser.get_method()
         ex.keep_alive = parser.should_keep_alive() and not self.draining
         if method == b"CONNECT":
             raise _Reject(405)
-        head, url, host, body, upgrade, error = rewrite_raw(
-            raw, version, self.client_ip, self.scheme, parser.should_upgrade()
-        )
-        if len(url) > self.limits.max_url_bytes:
+        upgrading = parser.should_upgrade()
+        fields = self.fields
+        if len(raw) - le == len(fields) and raw.endswith(fields) and not upgrading:
+            # The same fields as this connection's previous head (keep-alive clients repeat
+            # theirs): the same Host, framing and verdict, so skip the scan.
+            host = self.fields_host
+            body = self.fields_body
+            # llhttp checked "METHOD SP target SP HTTP/1.x" (it tolerates extra spaces).
+            url = raw[len(method) + 1 : le - 9].strip(b" ")
+            head = b""
+            upgrade = None
+        else:
+            head, url, host, body, upgrade, error = rewrite_raw(
+                raw, raw[le - 3 : le], self.client_ip, self.scheme, upgrading, le
+            )
+            if error:
+                raise _Reject(400)
+            if not head and host and not upgrading and len(raw) - le <= _FIELDS_CACHE_MAX:
+                self.fields = raw[le:]
+                self.fields_host = host
+                self.fields_body = body
+        if le > self.limits.max_url_bytes and len(url) > self.limits.max_url_bytes:
             raise _Reject(414)
-        if error:
-            raise _Reject(400)
         if not head:
             # Forward the head as received, plus our fields (built once per Host).
             if host != self.fwd_host or not self.fwd_tail:
@@ -223,24 +253,44 @@ class ClientProtocol(ClientConnection):
             head = raw[:-2] + self.fwd_tail
         ex.url = url
         ex.host = host
-        ex.upgrade = upgrade
+        if upgrade is not None:
+            ex.upgrade = upgrade
         if body < 0:
             ex.body_left = -1
             ex.chunks = ChunkedEnd()
         elif body:
             ex.body_left = body
-        self.service.route(ex, host, self.loopback, self.scheme)
+        # The common case of ProxyService.route, inlined: a canonical host on plain HTTP that
+        # needs no redirect, no ACME path, no observers (they want a start time).
+        service = self.service
+        table = service.table
+        match = table.hosts.get(host)
+        if (
+            match is not None
+            and match.plain
+            and not service.observers
+            and (table.acme_backend is None or not url.startswith(_ACME_PREFIX))
+        ):
+            ex.entry = match.entry
+        else:
+            service.route(ex, host, self.loopback, self.scheme)
+        queue = self.queue
+        queue.append(ex)
         if ex.local is not None:
             ex.out = None
+            if len(queue) == 1:
+                if ex.request_done or ex.close_after:
+                    self._send_local(ex)
+            else:
+                self._pause(P_QUEUE)
+            return
+        if not body:
+            ex.head = head
+        ex.out = [head]
+        if len(queue) == 1:
+            service.dispatch(ex)  # _start(), inlined: this runs once per request
         else:
-            if not body:
-                ex.head = head
-            ex.out = [head]
             ex.out_size = len(head)
-        self.queue.append(ex)
-        if len(self.queue) == 1:
-            self._start(ex)
-        else:
             self._pause(P_QUEUE)
 
     def on_message_complete(self) -> None:
@@ -297,17 +347,10 @@ class ClientProtocol(ClientConnection):
             return
         self.service.dispatch(ex)
 
-    def attach(self, ex: Exchange, up: UpstreamProtocol) -> None:
-        """Bind a connected backend to the front exchange and send what is buffered."""
-        up.bind(ex)
-        ex.upstream = up
+    def attached(self, up: UpstreamProtocol) -> None:
+        """Flow control once a backend serves the front exchange (UpstreamProtocol.bind)."""
         if self.writing_paused:
             up.pause_reading()
-        out = ex.out
-        if out:
-            up.write(out[0] if len(out) == 1 else b"".join(out))
-            out.clear()
-            ex.out_size = 0
         if self.paused & P_QUEUE and len(self.queue) == 1 and self.pending_tunnel is None:
             self._resume(P_QUEUE)
 
@@ -317,7 +360,7 @@ class ClientProtocol(ClientConnection):
             self.transport.write(ex.local)
         ex.status = ex.status or int(ex.local[9:12])
         ex.resp_bytes = len(ex.local)
-        self._done(ex, keep_alive=not ex.close_after and ex.request_done)
+        self.done(ex, keep_alive=not ex.close_after and ex.request_done)
 
     def local_error(self, ex: Exchange, status: int, sent: bool = False) -> None:
         """Answer `ex` with an error page (nothing of a backend response was sent yet).
@@ -358,13 +401,20 @@ class ClientProtocol(ClientConnection):
             up.park()
         elif not up.closed:
             up.close()
-        self._done(ex, keep_alive and ex.request_done and ex.upgrade is None)
+        self.done(ex, keep_alive and ex.request_done and ex.upgrade is None)
 
-    def _done(self, ex: Exchange, keep_alive: bool) -> None:
+    def done(self, ex: Exchange, keep_alive: bool) -> None:
+        """`ex` is answered: next exchange, or the keep-alive deadline, or close."""
         queue = self.queue
         if queue and queue[0] is ex:
             queue.popleft()
-        self.service.finished(ex)
+        service = self.service
+        self.served = True  # a drain may close this connection once it is quiet
+        if ex.counted:  # service.finished(), inlined: this runs once per request
+            ex.backend.inflight -= 1  # type: ignore[union-attr]
+            ex.counted = False
+        if service.observers:
+            service.finished(ex)
         if self.closed:
             return
         if self.paused & P_UPSTREAM:
@@ -384,16 +434,15 @@ class ClientProtocol(ClientConnection):
         if self.paused:
             self._resume(P_QUEUE)
         # _set_deadline(), inlined: this runs once per proxied request.
-        self.deadline = deadline = self.service.now() + self.limits.keepalive_timeout
-        timer = self.timer
-        if timer is None or timer.when() > deadline:
+        self.deadline = deadline = service.now() + self.limits.keepalive_timeout
+        if self.timer_at > deadline:
             self._set_deadline(deadline)
 
     def _fail(self, status: int) -> None:
         """The request stream is malformed: answer `status` in turn, then close."""
         self.stopped = True
         cur, self.cur = self.cur, None
-        if cur is not None and cur.headers_done and cur in self.queue:
+        if cur is not None and cur in self.queue:
             if cur.upstream is not None or cur is self.queue[0]:
                 # Its head already went upstream; the body is broken, so the exchange is too.
                 if cur.resp_bytes:
@@ -405,7 +454,8 @@ class ClientProtocol(ClientConnection):
                     cur.upstream = None
                 self.service.release(cur)
             self.queue.remove(cur)
-        ex = Exchange(self)
+        ex = Exchange()
+        ex.client = self
         ex.status = status
         ex.close_after = True
         ex.keep_alive = False

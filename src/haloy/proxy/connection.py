@@ -43,7 +43,6 @@ class ClientConnection(asyncio.Protocol):
         self.pending_tunnel: list[bytes] | None = None
         self.client_eof = False
         self.upstream_eof = False
-        self.head_raw = 0  # bytes read since the current head began (431 guard)
         self.carry = b""  # the start of a head that continues in the next read
         self.data = b""  # the read being parsed; callbacks slice it from `pos`
         self.pos = 0  # offset in `data` of the first byte not yet assigned to a message
@@ -51,6 +50,7 @@ class ClientConnection(asyncio.Protocol):
         self.fwd_tail = b""
         self.deadline = INF
         self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = INF  # when `timer` fires (INF: not armed); cheaper than timer.when()
         self.client_ip = b"unknown"
         self.loopback = False
         self.draining = False  # the worker is shutting down: every response says close
@@ -133,7 +133,7 @@ class ClientConnection(asyncio.Protocol):
             return
         # Only the last request already read closes: the pipelined ones before it are answered.
         ex = self.queue[-1]
-        if not ex.headers_done or ex.local is not None or ex.upgrade is not None:
+        if ex.local is not None or ex.upgrade is not None:
             return
         up = ex.upstream
         if up is None:
@@ -191,25 +191,27 @@ class ClientConnection(asyncio.Protocol):
 
     def _set_deadline(self, deadline: float) -> None:
         self.deadline = deadline
-        timer = self.timer
-        if timer is None or timer.when() > deadline:
-            if timer is not None:
-                timer.cancel()
+        if self.timer_at > deadline:
+            if self.timer is not None:
+                self.timer.cancel()
             self.timer = self.service.loop.call_at(deadline, self._on_timer)
+            self.timer_at = deadline
 
     def _on_timer(self) -> None:
         self.timer = None
+        self.timer_at = INF
         if self.closed:
             return
         now = self.service.now()
         if now >= self.deadline:
-            if self.cur is not None and not self.queue:
+            if self.carry and not self.queue:
                 self._fail(408)  # slow head (slowloris): RFC 9110 §15.5.9
             elif not self.queue:
                 self.abort_idle()
             return
         nxt = self.deadline if self.deadline != INF else now + self.limits.header_timeout
         self.timer = self.service.loop.call_at(nxt, self._on_timer)
+        self.timer_at = nxt
 
     def abort_idle(self) -> None:
         """Close an idle keep-alive connection (timeout or shutdown)."""
@@ -225,4 +227,4 @@ class ClientConnection(asyncio.Protocol):
     @property
     def idle(self) -> bool:
         """No request in progress: safe to close at shutdown."""
-        return not self.queue and self.cur is None and self.tunnel is None
+        return not self.queue and self.cur is None and not self.carry and self.tunnel is None

@@ -120,12 +120,16 @@ def rewrite_request(
 
 # Every field name the rewrite cares about, found in one pass over the raw head (a field line
 # starts after CRLF; llhttp already rejected obs-fold, bare LF and whitespace before the colon).
-_SPECIAL_RE = re.compile(
+_SPECIAL_PATTERN = (
     rb"\r\n(host|content-length|transfer-encoding|x-forwarded-for|x-forwarded-proto"
     rb"|x-forwarded-host|x-real-ip|connection|keep-alive|proxy-connection|proxy-authorization"
-    rb"|te|trailer|upgrade):[ \t]*([^\r]*)",
-    re.IGNORECASE,
+    rb"|te|trailer|upgrade):[ \t]*([^\r]*)"
 )
+# Long heads are lower-cased first: sre matches case-sensitively about twice as fast, which
+# outweighs the copy above a few hundred bytes.
+_SPECIAL_RE = re.compile(_SPECIAL_PATTERN)
+_SPECIAL_I_RE = re.compile(_SPECIAL_PATTERN, re.IGNORECASE)
+_LOWER_ABOVE = 256
 _FRAMING = frozenset({b"host", b"content-length", b"transfer-encoding"})
 _OWS = b" \t"
 
@@ -135,21 +139,29 @@ RawHead = tuple[bytes, bytes, bytes, int, "bytes | None", str]
 
 
 def rewrite_raw(
-    raw: bytes, version: bytes, client_ip: bytes, scheme: bytes, upgrading: bool
+    raw: bytes, version: bytes, client_ip: bytes, scheme: bytes, upgrading: bool, le: int = -1
 ) -> RawHead:
-    """Inspect a raw request head (validated by llhttp); rebuild it only when a field must go."""
-    le = raw.find(b"\r\n")
-    line = raw[:le]
-    url = line[line.find(b" ") + 1 : line.rfind(b" ")].strip(b" ")
+    """Inspect a raw request head (validated by llhttp); rebuild it only when a field must go.
+
+    `le` is the offset of the request line's CRLF when the caller already knows it.
+    """
+    if le < 0:
+        le = raw.find(b"\r\n")
+    url = raw[raw.find(b" ") + 1 : raw.rfind(b" ", 0, le)].strip(b" ")
     host = b""
     hosts = 0
     body = 0
     slow = upgrading
-    for name, value in _SPECIAL_RE.findall(raw, le):
-        name = name.lower()
+    low = raw.lower() if len(raw) > _LOWER_ABOVE else b""
+    for name, value in _SPECIAL_RE.findall(low, le) if low else _SPECIAL_I_RE.findall(raw, le):
+        if not low:
+            name = name.lower()
         if name == b"host":
             hosts += 1
-            host = value.rstrip(_OWS)
+            if hosts == 1 and low:  # the value as sent (X-Forwarded-Host keeps its case)
+                start = low.find(b"\r\nhost:", le) + 7  # bytes.lower() keeps offsets
+                value = raw[start : raw.find(b"\r", start)]
+            host = value.strip(_OWS)
         elif name == b"content-length":
             body = int(value.rstrip(_OWS))
         elif name == b"transfer-encoding":
@@ -163,6 +175,7 @@ def rewrite_raw(
     if not slow:
         return (b"", url, host, body, None, "")
     # Rare: hop-by-hop or forwarding fields to drop or merge; rebuild from the field lines.
+    line = raw[:le]
     headers = []
     for field in raw[le + 2 : -4].split(b"\r\n"):
         name, _, value = field.partition(b":")

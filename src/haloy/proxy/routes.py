@@ -97,6 +97,8 @@ class HostMatch:
 
     entry: RouteEntry
     alias: bool
+    # Forwarded as is over plain HTTP: canonical and not redirected to HTTPS (`tls` off).
+    plain: bool = False
 
 
 def normalize_host(raw: bytes) -> bytes:
@@ -172,7 +174,7 @@ def compile_table(snapshot: Snapshot, registry: BackendRegistry) -> RouteTable:
         holds = route.paused or (not active and route.hold_when_empty)
         entry = RouteEntry(route, route.domain.encode(), backends, active, holds, route.tls)
         entries.append(entry)
-        hosts[entry.canonical] = HostMatch(entry, False)
+        hosts[entry.canonical] = HostMatch(entry, False, not route.tls)
         for alias in route.aliases:
             hosts[alias.encode()] = HostMatch(entry, True)
     api = snapshot.api

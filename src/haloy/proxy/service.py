@@ -29,7 +29,7 @@ from haloy.proxy.snapshot import Snapshot
 from haloy.proxy.upstream import UpstreamProtocol
 
 log = logging.getLogger("haloy.proxy")
-_ACME_PREFIX = b"/.well-known/acme-challenge/"
+ACME_PREFIX = b"/.well-known/acme-challenge/"
 Observer = Callable[[Exchange], None]
 
 
@@ -110,17 +110,17 @@ class ProxyService:
         if self.observers:
             ex.started = self.now()
         table = self.table
-        if table.acme_backend is not None and ex.url.startswith(_ACME_PREFIX):
+        if table.acme_backend is not None and ex.url.startswith(ACME_PREFIX):
             ex.kind = ACME
             ex.backend = table.acme_backend
             return
         # The raw Host usually matches as is; table.lookup normalizes otherwise.
         match = table.hosts.get(host) or (table.lookup(host) if host else None)
-        head_only = ex.method == b"HEAD"
         if match is not None:
             entry = match.entry
-            to_https = self.https_port is not None and entry.tls and scheme == b"http"
+            to_https = entry.tls and self.https_port is not None and scheme == b"http"
             if match.alias or to_https:
+                head_only = ex.method == b"HEAD"
                 target = entry.canonical if match.alias else normalize_host(host)
                 if to_https:
                     assert self.https_port is not None
@@ -139,7 +139,7 @@ class ProxyService:
                 ex.kind = API
                 ex.backend = table.api_backend
                 return
-        ex.local = error_response(404, not ex.keep_alive, head_only)
+        ex.local = error_response(404, not ex.keep_alive, ex.method == b"HEAD")
 
     def dispatch(self, ex: Exchange) -> None:
         """Give the front exchange of a connection a backend connection (or hold it)."""
@@ -149,7 +149,8 @@ class ProxyService:
             if entry.holds:
                 self._hold(ex, entry)
                 return
-            backend = entry.pick(self.now)
+            active = entry.active
+            backend = active[0] if len(active) == 1 else entry.pick(self.now)
             if backend is None:
                 self.upstream_errors["no_backend"] += 1
                 ex.client.local_error(ex, 502)
@@ -157,7 +158,19 @@ class ProxyService:
         else:
             backend = ex.backend
             assert backend is not None
-        self._use(ex, backend, retry=ex.kind == PROXY)
+        # _use(), inlined for a first dispatch (nothing counted yet): this runs once per request.
+        ex.backend = backend
+        ex.counted = True
+        backend.inflight += 1
+        backend.requests += 1
+        idle = backend.idle
+        while idle:
+            up = idle.pop()
+            if not up.closed:
+                ex.reused = True
+                up.bind(ex)
+                return
+        self._spawn(self._connect(ex, backend, ex.kind == PROXY))
 
     def redispatch_same(self, ex: Exchange) -> None:
         """Retry on a fresh connection to the same backend (a pooled one was stale)."""
@@ -176,7 +189,7 @@ class ProxyService:
             up = idle.pop()
             if not up.closed:
                 ex.reused = True
-                ex.client.attach(ex, up)
+                up.bind(ex)
                 return
         ex.reused = False
         self._spawn(self._connect(ex, backend, retry))
@@ -215,7 +228,7 @@ class ProxyService:
             up.park()
             return
         backend.ejected_until = 0.0
-        ex.client.attach(ex, up)
+        up.bind(ex)
 
     def _uncount(self, ex: Exchange) -> None:
         if ex.counted and ex.backend is not None:

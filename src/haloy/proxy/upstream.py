@@ -42,6 +42,7 @@ class UpstreamProtocol(asyncio.Protocol):
         self.writing_paused = False
         self.deadline = _INF
         self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = _INF  # when `timer` fires; cheaper to compare than timer.when()
         # Response bytes held until the final head is complete, for a client that asked to
         # close: the head must say Connection: close (our backend connection is keep-alive).
         self.held: list[bytes] | None = None
@@ -98,7 +99,23 @@ class UpstreamProtocol(asyncio.Protocol):
         ex.resp_bytes += len(data)
         client.transport.write(data)  # type: ignore[union-attr]
         if self.complete:
-            self._finish(ex)
+            # _finish(), inlined: this runs once per request.
+            keep_alive = self.keep_alive
+            self.ex = None
+            ex.upstream = None
+            if (
+                keep_alive
+                and not self.extra
+                and not self.broken
+                and ex.request_done
+                and not self.reading_paused
+                and not self.writing_paused
+                and not ex.cancelled
+            ):
+                self.park()
+            else:
+                self.close()
+            client.done(ex, keep_alive and ex.request_done and ex.upgrade is None)
 
     def eof_received(self) -> bool | None:
         if self.tunnel and self.ex is not None:
@@ -111,6 +128,7 @@ class UpstreamProtocol(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+            self.timer_at = _INF
         ex = self.ex
         if ex is None:
             return
@@ -166,37 +184,33 @@ class UpstreamProtocol(asyncio.Protocol):
 
     # -- exchange lifecycle ----------------------------------------------------------------
     def bind(self, ex: Exchange) -> None:
-        """Serve `ex` on this connection; arms the response-header timeout."""
+        """Serve `ex` on this connection: send what the client buffered, arm the timeout."""
         self.ex = ex
+        ex.upstream = self
+        out = ex.out
+        if out:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))  # type: ignore[union-attr]
+            out.clear()
+            ex.out_size = 0
+        client = ex.client
+        if client.paused or client.writing_paused:
+            client.attached(self)
         self.pooled = False
         if self.broken:
             self.parser = httptools.HttpResponseParser(self)
-        # _reset(), inlined: this runs once per proxied request.
-        self.informational = self.final = self.complete = self.extra = self.broken = False
-        self.keep_alive = True
+        # Only clean, keep-alive connections are bound again (see `reusable`): informational,
+        # extra and broken are already False and keep_alive True; reset the rest.
+        self.final = self.complete = False
         self.heads = 0
         self.held = [] if not ex.keep_alive and ex.upgrade is None else None
         service = self.service
-        self.deadline = service.now() + service.limits.response_header_timeout
-        timer = self.timer
-        if timer is not None and timer.when() > self.deadline:
-            # The pooled connection's idle timer fires later than this request's deadline.
-            timer.cancel()
-            timer = self.timer = None
-        if timer is None:
-            self.timer = service.loop.call_at(self.deadline, self._on_timer)
-
-    def _finish(self, ex: Exchange) -> None:
-        reusable = (
-            not self.extra
-            and not self.broken
-            and self.keep_alive
-            and ex.request_done
-            and not self.reading_paused
-            and not self.writing_paused
-        )
-        self.ex = None
-        ex.client.response_done(ex, self, reusable, self.keep_alive)
+        self.deadline = deadline = service.now() + service.limits.response_header_timeout
+        if self.timer_at > deadline:
+            # Not armed, or the pooled connection's idle timer fires after this deadline.
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = service.loop.call_at(deadline, self._on_timer)
+            self.timer_at = deadline
 
     def _bad_response(self, ex: Exchange) -> None:
         self.service.count_upstream_error("bad_response", self.backend)
@@ -215,19 +229,22 @@ class UpstreamProtocol(asyncio.Protocol):
             self.close()
             return
         self.pooled = True
-        self.deadline = self.service.now() + limits.upstream_idle_timeout
+        self.deadline = deadline = self.service.now() + limits.upstream_idle_timeout
         if self.timer is None:
-            self.timer = self.service.loop.call_at(self.deadline, self._on_timer)
+            self.timer = self.service.loop.call_at(deadline, self._on_timer)
+            self.timer_at = deadline
         backend.idle.append(self)
 
     def _on_timer(self) -> None:
         self.timer = None
+        self.timer_at = _INF
         if self.closed:
             return
         now = self.service.now()
         if now < self.deadline:
             if self.deadline != _INF:
                 self.timer = self.service.loop.call_at(self.deadline, self._on_timer)
+                self.timer_at = self.deadline
             return
         ex = self.ex
         if self.pooled or ex is None:
