@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from haloy.proxy.exchange import ACME, API, PROXY, Exchange
+from haloy.proxy.head_watch import HeadWatch
 from haloy.proxy.limits import Limits
 from haloy.proxy.pages import error_response, redirect_response, request_port, with_port
 from haloy.proxy.routes import (
@@ -46,6 +47,7 @@ class ProxyService:
     ) -> None:
         self.loop = loop
         self.now: Callable[[], float] = loop.time
+        self.head_watch = HeadWatch(loop)
         self.limits = limits or Limits()
         self.https_port = https_port
         self.observers = observers
