@@ -61,8 +61,10 @@ class ClientProtocol(ClientConnection):
             return
         # No timer per connection (see head_watch.py): the first slow head or keep-alive
         # deadline arms one.
-        self.deadline = deadline = self.service.now() + self.limits.header_timeout
-        self.service.head_watch.add(self, deadline)
+        service = self.service
+        now = service.clock or service.start_clock()
+        self.deadline = deadline = now + self.limits.header_timeout
+        service.head_watch.add(self, deadline)
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
@@ -435,7 +437,8 @@ class ClientProtocol(ClientConnection):
         if self.paused:
             self._resume(P_QUEUE)
         # _set_deadline(), inlined: this runs once per proxied request.
-        self.deadline = deadline = service.now() + self.limits.keepalive_timeout
+        now = service.clock or service.start_clock()
+        self.deadline = deadline = now + self.limits.keepalive_timeout
         if self.timer_at > deadline:
             self._set_deadline(deadline)
 
