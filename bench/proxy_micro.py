@@ -2,7 +2,7 @@
 
 Feeds a request to `ClientProtocol.data_received` and nginx's response to
 `UpstreamProtocol.data_received` with fake transports, N times, and prints ns per request.
-Usage: python bench/proxy_micro.py [--headers] [--vary] [-n N] [--repeat R]
+Usage: python bench/proxy_micro.py [--headers] [--vary] [--close] [-n N] [--repeat R]
 
 Timings drift with the load of this shared machine; instruction counts do not. To A/B a
 hot-path change, run it under `valgrind --tool=callgrind` with --repeat 1 and -n 500, then
@@ -108,17 +108,58 @@ def run(request: bytes, n: int, vary: bool = False, observe: str = "") -> float:
     return dt / n
 
 
+def run_close(request: bytes, n: int) -> float:
+    """ns per connection: accept, one request with Connection: close, answer, close."""
+    loop = uvloop.new_event_loop()
+    service = ProxyService(loop)
+    backends = (Backend(address="127.0.0.1", port=9, deployment_id="d"),)
+    route = Route(app="b", domain="bench.local", backends=backends)
+    service.put_snapshot(Snapshot(generation=1, routes=(route,)))
+    backend = service.table.entries[0].active[0]
+    up = UpstreamProtocol(service, backend)
+    up.connection_made(FakeTransport())  # type: ignore[arg-type]
+    up.park()
+    request = request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
+    answer = up.data_received
+    written = 0
+
+    def one() -> None:
+        nonlocal written
+        client = ClientProtocol(service, b"http")
+        ct = FakeTransport()
+        client.connection_made(ct)  # type: ignore[arg-type]
+        client.data_received(request)
+        answer(RESPONSE)
+        client.connection_lost(None)
+        written += ct.written
+
+    for _ in range(200):
+        one()
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        one()
+    dt = time.perf_counter_ns() - t0
+    assert written >= (n + 200) * (len(RESPONSE) - 10), "responses not forwarded"
+    loop.close()
+    return dt / n
+
+
 def main() -> None:
     """Print the median ns per request over --repeat runs."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--headers", action="store_true", help="browser-like ~700-byte heads")
     ap.add_argument("--vary", action="store_true", help="no head repeats the previous one")
     ap.add_argument("--observe", default="", help="'log', 'metrics' or 'log,metrics'")
+    ap.add_argument("--close", action="store_true", help="a new connection per request")
     ap.add_argument("-n", type=int, default=20000)
     ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args()
     req = BROWSER if args.headers else PLAIN
     asyncio.set_event_loop_policy(None)
+    if args.close:
+        times = sorted(run_close(req, args.n) for _ in range(args.repeat))
+        print(f"close ({len(req)} B head): median {times[len(times) // 2]:.0f} ns/connection")
+        return
     times = sorted(run(req, args.n, args.vary, args.observe) for _ in range(args.repeat))
     print(f"{'browser' if args.headers else 'plain'} head ({len(req)} B"
           f"{', varying' if args.vary else ''}{', ' + args.observe if args.observe else ''}): "

@@ -43,6 +43,28 @@ def test_raw_errors_and_chunked() -> None:
     assert rewrite_raw(te, b"1.1", b"1", b"http", False)[3] == -1
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [(b"Connection", b"close")],
+        [(b"connection", b"Keep-Alive ")],
+        [(b"Accept", b"*/*"), (b"CONNECTION", b"keep-alive"), (b"X-A", b"1")],
+        [(b"Connection", b"close"), (b"Connection", b"keep-alive")],
+        [(b"Connection", b"close, x-a"), (b"X-A", b"1")],
+        [(b"Connection", b"close"), (b"Keep-Alive", b"300")],
+    ],
+)
+def test_plain_connection_field_is_cut_like_the_rewrite(fields: list[tuple[bytes, bytes]]) -> None:
+    for pad in (b"", b"x" * 300):  # short heads scan case-insensitively, long ones lower-cased
+        raw = _wire_head(b"/p", [(b"Host", b"a.com"), (b"Cookie", pad), *fields])
+        expected = rewrite_request(
+            b"GET", b"/p", b"1.1", _parse(raw).headers, b"203.0.113.9", b"https"
+        )
+        got = _forwarded(raw)
+        assert b"onnection" not in got.lower().replace(b"proxy-connection", b"")
+        assert _parse(got).headers == _parse(expected[0]).headers
+
+
 def test_upgrade_head_is_rebuilt() -> None:
     raw = b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
     head, _, _, _, upgrade, _ = rewrite_raw(raw, b"1.1", b"1", b"http", True)

@@ -20,7 +20,6 @@ from haloy.proxy.pages import error_response
 from haloy.proxy.service import ACME_PREFIX as _ACME_PREFIX
 
 if TYPE_CHECKING:
-    from haloy.proxy.service import ProxyService
     from haloy.proxy.upstream import UpstreamProtocol
 
 log = logging.getLogger("haloy.proxy")
@@ -42,14 +41,11 @@ class _Reject(Exception):
 class ClientProtocol(ClientConnection):
     """One client connection (plain or TLS): parse, route, queue and forward requests."""
 
-    def __init__(self, service: ProxyService, scheme: bytes) -> None:
-        super().__init__(service, scheme)
-        self.parser = httptools.HttpRequestParser(self)
-        # The previous head's field block (from its request line's CRLF on) and what the scan
-        # found in it; b"" never matches a real head.
-        self.fields = b""
-        self.fields_host = b""
-        self.fields_body = 0
+    # The previous head's field block (from its request line's CRLF on) and what the scan
+    # found in it; b"" never matches a real head. Class-level defaults, as in ClientConnection.
+    fields = b""
+    fields_host = b""
+    fields_body = 0
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -63,7 +59,12 @@ class ClientProtocol(ClientConnection):
             self.closed = True
             transport.abort()  # type: ignore[attr-defined]
             return
-        self._arm(self.limits.header_timeout)
+        # No timer per connection (see head_watch.py): the first slow head or keep-alive
+        # deadline arms one.
+        service = self.service
+        now = service.clock or service.start_clock()
+        self.deadline = deadline = now + self.limits.header_timeout
+        service.head_watch.add(self, deadline)
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
@@ -158,6 +159,8 @@ class ClientProtocol(ClientConnection):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.watch_key:
+            self.service.head_watch.discard(self)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -434,7 +437,8 @@ class ClientProtocol(ClientConnection):
         if self.paused:
             self._resume(P_QUEUE)
         # _set_deadline(), inlined: this runs once per proxied request.
-        self.deadline = deadline = service.now() + self.limits.keepalive_timeout
+        now = service.clock or service.start_clock()
+        self.deadline = deadline = now + self.limits.keepalive_timeout
         if self.timer_at > deadline:
             self._set_deadline(deadline)
 

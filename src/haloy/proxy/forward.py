@@ -130,6 +130,8 @@ _SPECIAL_PATTERN = (
 _SPECIAL_RE = re.compile(_SPECIAL_PATTERN)
 _SPECIAL_I_RE = re.compile(_SPECIAL_PATTERN, re.IGNORECASE)
 _LOWER_ABOVE = 256
+# Connection values that name no field to strip (one token; a list goes the rebuild way).
+_PLAIN_CONNECTION = frozenset({b"close", b"keep-alive"})
 _FRAMING = frozenset({b"host", b"content-length", b"transfer-encoding"})
 _OWS = b" \t"
 
@@ -152,11 +154,14 @@ def rewrite_raw(
     hosts = 0
     body = 0
     slow = upgrading
+    conns = 0  # Connection fields that only say close/keep-alive: cut out, not rebuilt
     low = raw.lower() if len(raw) > _LOWER_ABOVE else b""
     for name, value in _SPECIAL_RE.findall(low, le) if low else _SPECIAL_I_RE.findall(raw, le):
         if not low:
             name = name.lower()
-        if name == b"host":
+        if name == b"connection" and value.lower().rstrip(_OWS) in _PLAIN_CONNECTION:
+            conns += 1
+        elif name == b"host":
             hosts += 1
             if hosts == 1 and low:  # the value as sent (X-Forwarded-Host keeps its case)
                 start = low.find(b"\r\nhost:", le) + 7  # bytes.lower() keeps offsets
@@ -173,7 +178,17 @@ def rewrite_raw(
     if hosts == 0 and version == b"1.1":
         return (b"", url, host, body, None, "missing Host header")
     if not slow:
-        return (b"", url, host, body, None, "")
+        if conns == 0:
+            return (b"", url, host, body, None, "")
+        if conns == 1:
+            # Common (browsers send "Connection: keep-alive", wrk/curl "close"): the one
+            # hop-by-hop line is cut out of the head as received, the rest stays byte for byte.
+            start = (low or raw.lower()).find(b"\r\nconnection:", le)
+            end = raw.find(b"\r\n", start + 2)
+            return (
+                raw[:start] + raw[end:-2] + forwarded_tail(client_ip, scheme, host),
+                url, host, body, None, "",
+            )
     # Rare: hop-by-hop or forwarding fields to drop or merge; rebuild from the field lines.
     line = raw[:le]
     headers = []

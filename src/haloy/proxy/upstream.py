@@ -204,7 +204,8 @@ class UpstreamProtocol(asyncio.Protocol):
         self.heads = 0
         self.held = [] if not ex.keep_alive and ex.upgrade is None else None
         service = self.service
-        self.deadline = deadline = service.now() + service.limits.response_header_timeout
+        now = service.clock or service.start_clock()
+        self.deadline = deadline = now + service.limits.response_header_timeout
         if self.timer_at > deadline:
             # Not armed, or the pooled connection's idle timer fires after this deadline.
             if self.timer is not None:
@@ -224,14 +225,16 @@ class UpstreamProtocol(asyncio.Protocol):
     def park(self) -> None:
         """Put this connection back in its backend's pool (or close it if the pool is full)."""
         backend = self.backend
-        limits = self.service.limits
+        service = self.service
+        limits = service.limits
         if len(backend.idle) >= limits.upstream_max_idle or backend.draining:
             self.close()
             return
         self.pooled = True
-        self.deadline = deadline = self.service.now() + limits.upstream_idle_timeout
+        now = service.clock or service.start_clock()
+        self.deadline = deadline = now + limits.upstream_idle_timeout
         if self.timer is None:
-            self.timer = self.service.loop.call_at(deadline, self._on_timer)
+            self.timer = service.loop.call_at(deadline, self._on_timer)
             self.timer_at = deadline
         backend.idle.append(self)
 
