@@ -18,7 +18,7 @@ import pytest
 
 from haloy.config.paths import Paths
 from haloy.daemon.api_token import read_token
-from tests.cli.test_deploy_haloyd import free_port, wait_api
+from tests.cli.test_deploy_haloyd import free_port, haloyd, wait_api
 from tests.cli.test_status import cli_env, run_haloy
 from tests.fixtures.docker import TEST_IMAGE, PrivateDockerd, docker_cli
 from tests.fixtures.proxy import ProxyProcess
@@ -34,16 +34,6 @@ class Server:
     token: str
     proxy: ProxyProcess
     docker_host: str | None
-
-
-async def _haloyd(*args: str, paths: Paths, env: dict[str, str]) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", HALOYD, *args,
-        "--config-dir", str(paths.config_dir), "--data-dir", str(paths.data_dir),
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
 
 
 def uploads(out: str) -> dict[str, int]:
@@ -63,8 +53,8 @@ async def haloyd_server(
     if docker_host:
         env["DOCKER_HOST"] = docker_host
     port = free_port()
-    await _haloyd("init", "--network-name", network, paths=paths, env=env)
-    await _haloyd("config", "set", "api.listen", f"127.0.0.1:{port}", paths=paths, env=env)
+    await haloyd("init", "--network-name", network, paths=paths, env=env)
+    await haloyd("config", "set", "api.listen", f"127.0.0.1:{port}", paths=paths, env=env)
     proxy = proxy_factory("--no-access-log", https=False, data_dir=paths.data_dir)
     serve = await asyncio.create_subprocess_exec(
         sys.executable, "-c", HALOYD, "serve",

@@ -30,12 +30,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def haloyd(*args: str, paths: Paths) -> str:
-    """Run a short `haloyd` command to completion; return its stdout."""
+async def haloyd(*args: str, paths: Paths, env: dict[str, str] | None = None) -> str:
+    """Run a short `haloyd` command to completion (in `env`, default ours); return stdout."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from haloy.daemon.main import main; main()", *args,
         "--config-dir", str(paths.config_dir), "--data-dir", str(paths.data_dir),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
