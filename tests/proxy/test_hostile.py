@@ -69,9 +69,12 @@ async def probe(port: int, raw: bytes) -> int | str:
     """Send `raw`, half-close, and report the status or CLOSE."""
     c = await Client.open(port)
     try:
-        await c.send(raw)
-        if c.writer.can_write_eof():
-            c.writer.write_eof()
+        try:
+            await c.send(raw)
+            if c.writer.can_write_eof():
+                c.writer.write_eof()
+        except OSError:
+            pass  # the proxy answered and closed before reading it all: the answer is still read
         try:
             resp = await asyncio.wait_for(read_response(c.reader), 10)
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -138,3 +141,22 @@ async def test_pipelined_flood_answered_in_order(haloy_proxy: ProxyProcess) -> N
             r = await c.response()
             assert r.json()["target"] == f"/{i}"
         assert be.connections == 1
+
+
+async def test_error_answer_survives_a_client_still_sending(
+    proxy_factory: Callable[..., ProxyProcess],
+) -> None:
+    """A client still uploading when it is refused reads the refusal, not a reset (the proxy
+    half-closes and drops the rest of the input instead of closing on unread data)."""
+    proxy = proxy_factory("--no-access-log", https=False)
+    for _ in range(5):
+        c = await Client.open(proxy.http_port)
+        head = b"POST / HTTP/1.1\r\n" + H + b"X-Big: " + b"b" * 70_000 + b"\r\n"
+        await c.send(head)
+        await asyncio.sleep(0.05)  # the proxy has answered 431 by now
+        for _ in range(64):  # the client does not read yet: 1 MiB more of "headers"
+            await c.send(b"X-More: " + b"m" * 16_000 + b"\r\n")
+        r = await asyncio.wait_for(c.response(), 10)
+        assert r.status == 431
+        c.close()
+    assert proxy.proc.poll() is None

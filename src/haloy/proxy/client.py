@@ -150,6 +150,9 @@ class ClientProtocol(ClientConnection):
             elif self.tunnel.transport is not None and self.tunnel.transport.can_write_eof():
                 self.tunnel.transport.write_eof()
             return True
+        self.client_eof = True
+        if self.lingering:
+            return False  # the client read our answer and closed: close too
         # A client may half-close after sending whole requests and still read the responses;
         # a request cut off mid-way can never complete, so the connection ends here.
         return (
@@ -427,7 +430,8 @@ class ClientProtocol(ClientConnection):
             self.stopped = True
             queue.clear()
             assert self.transport is not None
-            self.transport.close()
+            if ex.local is None or ex.status < 400 or self.client_eof or not self.linger():
+                self.transport.close()
             return
         if queue:
             self._start(queue[0])

@@ -25,6 +25,11 @@ P_QUEUE = 2  # pipelined requests or a body wait behind the current exchange
 # After our close frame, the backend has this long to answer it and close before both sides
 # are closed hard (RFC 6455 §7.1.1 lets the server close the TCP connection first).
 WS_CLOSE_FALLBACK = 3.0
+# After an error answer the client may still be sending (a body, pipelined requests): closing
+# with unread input makes the kernel send a reset, which can destroy the answer before the
+# client reads it. So the write side is shut and input is read and dropped this long (as
+# nginx's lingering close), or until the client closes.
+LINGER = 2.0
 
 
 class ClientConnection(asyncio.Protocol):
@@ -50,6 +55,7 @@ class ClientConnection(asyncio.Protocol):
     ws_closing = False  # a close frame goes to the backend at the next boundary
     ws_close_sent = False
     served = False  # a response went out: drain may close it once quiet (service.py)
+    lingering = False  # answered with an error and half-closed: input is dropped until EOF
     watch_key = 0  # filed in service.head_watch under this bucket (0: not filed)
 
     def __init__(self, service: ProxyService, scheme: bytes) -> None:
@@ -214,7 +220,9 @@ class ClientConnection(asyncio.Protocol):
             return
         now = self.service.now()
         if now >= self.deadline:
-            if self.carry and not self.queue:
+            if self.lingering:
+                self.transport.close()  # type: ignore[union-attr]
+            elif self.carry and not self.queue:
                 self._fail(408)  # slow head (slowloris): RFC 9110 §15.5.9
             elif not self.queue:
                 self.abort_idle()
@@ -222,6 +230,16 @@ class ClientConnection(asyncio.Protocol):
         nxt = self.deadline if self.deadline != INF else now + self.limits.header_timeout
         self.timer = self.service.loop.call_at(nxt, self._on_timer)
         self.timer_at = nxt
+
+    def linger(self) -> bool:
+        """Half-close after an error answer and drop input for a while; False: cannot (TLS)."""
+        transport = self.transport
+        if transport is None or not transport.can_write_eof():
+            return False
+        self.lingering = True
+        transport.write_eof()  # after what is buffered: the answer goes out first
+        self._arm(LINGER)
+        return True
 
     def abort_idle(self) -> None:
         """Close an idle keep-alive connection (timeout or shutdown)."""
