@@ -30,6 +30,8 @@ def end(how: str) -> None:
         raise click.exceptions.Abort()
     if how == "usage":
         raise click.UsageError("wrong")
+    if how == "ctrl-c":
+        raise KeyboardInterrupt  # click turns it into Abort; the shell convention is 130
 
 
 @pytest.mark.parametrize(
@@ -42,6 +44,7 @@ def end(how: str) -> None:
         (["end", "config"], 2),
         (["end", "abort"], 1),
         (["end", "usage"], 2),
+        (["end", "ctrl-c"], 130),
         (["--help"], 0),
         (["nope"], 2),
     ],

@@ -30,8 +30,9 @@ def run_cli(group: click.Group, args: list[str] | None = None) -> None:
         code = group.main(args=args, standalone_mode=False)
     except HaloyError as err:
         sys.exit(render_error(err))
-    except click.exceptions.Abort:
-        sys.exit(EXIT_FAILED)
+    except click.exceptions.Abort as err:
+        # Ctrl-C (how `haloy logs -f` is left) arrives as Abort from click: 128 + SIGINT.
+        sys.exit(130 if isinstance(err.__cause__, KeyboardInterrupt) else EXIT_FAILED)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
