@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -110,8 +111,10 @@ async def test_echo_half_close_and_a_big_transfer(
 
 
 async def test_refusals(
-    tunnel_api: RunningApi, test_image: str, docker_network: str, docker_cleanup: str
+    tunnel_api: RunningApi, test_image: str, docker_network: str, docker_cleanup: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
     app = f"ref{uuid.uuid4().hex[:8]}"
     cid = run_app(f"{test_image}:v1", docker_network, docker_cleanup, app=app)
     for token, query, status in ((None, "port=8080", 401), ("wrong" * 8, "port=8080", 401),
@@ -131,6 +134,8 @@ async def test_refusals(
         with pytest.raises(ConnectionClosed):
             await ws.recv()
     assert ws.close_code == CLOSE_REFUSED and "refused" in (ws.close_reason or "").lower()
+    # A refusal is an answer, not a server error: nothing at ERROR in uvicorn's log.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def pumps() -> list[asyncio.Task[object]]:

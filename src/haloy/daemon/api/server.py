@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Generator
 
@@ -12,6 +13,20 @@ from starlette.types import ASGIApp
 
 # Open event streams would hold shutdown forever; clients reconnect with Last-Event-ID.
 GRACEFUL_SHUTDOWN_S = 5
+
+
+# uvicorn's websockets-sansio protocol never marks a handshake refused with an HTTP response
+# (ASGI's websocket.http.response, how the tunnel answers 401/404/409) as complete, so it logs
+# this at ERROR for every refusal although the client got its answer. The wsproto protocol
+# does not; the message names nothing else, so it is dropped.
+_FALSE_ALARM = "ASGI callable returned without completing handshake."
+
+
+def _not_a_false_alarm(record: logging.LogRecord) -> bool:
+    return record.msg != _FALSE_ALARM
+
+
+logging.getLogger("uvicorn.error").addFilter(_not_a_false_alarm)
 
 
 class ApiServer(uvicorn.Server):
