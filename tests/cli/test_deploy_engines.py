@@ -3,75 +3,25 @@ and one on a Docker engine of its own (only the layers it lacks are uploaded).""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import signal
-import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from haloy.config.paths import Paths
-from haloy.daemon.api_token import read_token
-from tests.cli.test_deploy_haloyd import free_port, haloyd, wait_api
 from tests.cli.test_status import cli_env, run_haloy
 from tests.fixtures.docker import TEST_IMAGE, PrivateDockerd, docker_cli
+from tests.fixtures.haloyd_server import HaloydServer, serving
 from tests.fixtures.proxy import ProxyProcess
 
 pytestmark = pytest.mark.docker
-
-HALOYD = "from haloy.daemon.main import main; main()"
-
-
-@dataclass
-class Server:
-    url: str
-    token: str
-    proxy: ProxyProcess
-    docker_host: str | None
 
 
 def uploads(out: str) -> dict[str, int]:
     """Target -> layers uploaded, from `[target] uploaded N layer(s), B bytes` lines."""
     found = re.findall(r"\[(\w+)\] uploaded (\d+) layer", out)
     return {target: int(n) for target, n in found}
-
-
-@asynccontextmanager
-async def haloyd_server(
-    root: Path, network: str, proxy_factory: Callable[..., ProxyProcess],
-    docker_host: str | None = None,
-) -> AsyncIterator[Server]:
-    """`haloyd init` + `haloyd serve` + haloy-proxy in `root`, on the engine at `docker_host`."""
-    paths = Paths(root / "etc", root / "var")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HALOY_")}
-    if docker_host:
-        env["DOCKER_HOST"] = docker_host
-    port = free_port()
-    await haloyd("init", "--network-name", network, paths=paths, env=env)
-    await haloyd("config", "set", "api.listen", f"127.0.0.1:{port}", paths=paths, env=env)
-    proxy = proxy_factory("--no-access-log", https=False, data_dir=paths.data_dir)
-    serve = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", HALOYD, "serve",
-        "--config-dir", str(paths.config_dir), "--data-dir", str(paths.data_dir),
-        "--network-name", network, "--no-acme", "--health-interval", "0.5",
-        env=env, stderr=asyncio.subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_api(url, serve)
-        yield Server(url, read_token(paths.config_dir / ".env"), proxy, docker_host)
-    finally:
-        if serve.returncode is None:
-            serve.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            _, err = await serve.communicate()
-        assert serve.returncode == 0, err.decode()[-2000:]
 
 
 async def test_deploy_uploads_only_to_the_server_on_another_engine(
@@ -86,9 +36,10 @@ async def test_deploy_uploads_only_to_the_server_on_another_engine(
         f"FROM {TEST_IMAGE}:v1\nRUN echo built-for-two-engines > /www/two.html\n"
     )
     try:
-        async with haloyd_server(tmp_path / "local", network, proxy_factory) as here, \
-                haloyd_server(tmp_path / "own", network, proxy_factory,
-                              private_dockerd.host) as there:
+        async with serving(HaloydServer.under(tmp_path / "local", network),
+                           proxy_factory=proxy_factory) as here, \
+                serving(HaloydServer.under(tmp_path / "own", network, private_dockerd.host),
+                        proxy_factory=proxy_factory) as there:
             env = cli_env(tmp_path, token=None)
             for server in (here, there):
                 added = await run_haloy("server", "add", server.url, server.token, env=env)
@@ -108,6 +59,7 @@ targets:
             assert res.code == 0, res.out + res.err
             assert uploads(res.out) == {"there": 2}  # the test image's layer and the RUN one
             for server, host in ((here, "here.test"), (there, "there.test")):
+                assert server.proxy is not None
                 async with httpx.AsyncClient(
                     base_url=f"http://127.0.0.1:{server.proxy.http_port}", trust_env=False
                 ) as client:
@@ -125,6 +77,8 @@ targets:
                 ids = docker_cli("ps", "-q", "--filter", f"label=dev.haloy.appName={name}",
                                  host=host).split()
                 assert len(ids) == 1
+        for server in (here, there):  # SIGTERM: a clean shutdown
+            assert server.exit_code == 0, server.log()
     finally:
         for host in (None, private_dockerd.host):
             ids = [i for name in (f"{app}h", f"{app}t") for i in docker_cli(

@@ -18,12 +18,10 @@ from websockets.asyncio.client import connect
 from haloy.cli.cmd_exec import exit_code, prefixed
 from haloy.cli.cmd_logs import format_line, log_params
 from haloy.cli.tunnel_client import tunnel_url
-from haloy.config.paths import Paths
 from haloy.daemon.api.schemas import ExecResult
-from haloy.daemon.api_token import read_token
-from tests.cli.test_deploy_haloyd import free_port, haloyd, wait_api
 from tests.cli.test_status import cli_env, run_haloy
 from tests.fixtures.docker import TEST_IMAGE
+from tests.fixtures.haloyd_server import HaloydServer, serving
 from tests.fixtures.proxy import ProxyProcess
 
 API_DOMAIN = "api.test"
@@ -65,42 +63,24 @@ async def served(
     tmp_path: Path, test_image: str, docker_network: str,
     proxy_factory: Callable[..., ProxyProcess],
 ) -> AsyncIterator[Served]:
-    paths = Paths(tmp_path / "etc", tmp_path / "var")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    await haloyd("init", paths=paths)
-    await haloyd("config", "set", "api.listen", f"127.0.0.1:{port}", paths=paths)
-    await haloyd("config", "set", "api.domain", API_DOMAIN, paths=paths)
-    token = read_token(paths.config_dir / ".env")
-    proxy = proxy_factory("--no-access-log", https=False, data_dir=paths.data_dir)
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from haloy.daemon.main import main; main()", "serve",
-        "--config-dir", str(paths.config_dir), "--data-dir", str(paths.data_dir),
-        "--network-name", docker_network, "--no-acme", "--health-interval", "0.5",
-        stderr=asyncio.subprocess.PIPE,
-    )
     app = f"let{tmp_path.name[-6:].lower().replace('_', '')}"
     env = cli_env(tmp_path, token=None)
-    try:
-        await wait_api(url, server)
-        assert (await run_haloy("server", "add", url, token, env=env)).code == 0
+    hd = HaloydServer.under(tmp_path, docker_network)
+    async with serving(hd, config={"api.domain": API_DOMAIN}, proxy_factory=proxy_factory):
+        assert hd.proxy is not None
+        assert (await run_haloy("server", "add", hd.url, hd.token, env=env)).code == 0
         cfg = tmp_path / "project" / "haloy.yaml"
         cfg.parent.mkdir()
         cfg.write_text(
-            f"name: {app}\nserver: {url}\ndomains: [{app}.test]\n"
+            f"name: {app}\nserver: {hd.url}\ndomains: [{app}.test]\n"
             "health_check_path: /cgi-bin/health\n"
             f"image: {{repository: {TEST_IMAGE}, tag: v1, pull_policy: never}}\n"
         )
         deployed = await run_haloy("deploy", "--no-logs", "-c", str(cfg), env=env)
         assert deployed.code == 0, deployed.out + deployed.err
-        yield Served(url, token, app, cfg, env, proxy)
+        yield Served(hd.url, hd.token, app, cfg, env, hd.proxy)
         stopped = await run_haloy("stop", "-r", "-c", str(cfg), env=env)
         assert stopped.code == 0, stopped.err
-    finally:
-        if server.returncode is None:
-            server.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            await server.communicate()
 
 
 async def read_line_with(stream: asyncio.StreamReader, needle: str) -> str:

@@ -1,10 +1,12 @@
 """A real `haloyd serve` process next to a real haloy-proxy, driven through its HTTP API.
 
-    async with running_haloyd(tmp_path, proxy, network) as hd:
+    async with running_haloyd(tmp_path, proxy, network, app) as hd:
         dep = await hd.deploy(hd.body("v1", replicas=3))    # waits for its last event
         await hd.restart(signal.SIGTERM)                     # stop, start, API answers again
 
-Its stderr goes to `<tmp>/haloyd-<n>.log` (one per start), for a failing test to read.
+The process itself (layout, start, readiness, signals) is tests/fixtures/haloyd_server.py; this
+adds the API calls and engine/proxy probes the e2e scenarios make. Its output goes to
+`<tmp>/haloyd-<n>.log` (one per start), for a failing test to read.
 """
 
 from __future__ import annotations
@@ -14,96 +16,30 @@ import contextlib
 import json
 import os
 import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from haloy.daemon.api_token import new_token, write_token
 from haloy.proxy.control_client import send_control
 from tests.daemon.deployer_harness import DOMAIN, HEALTH
-from tests.fixtures.docker import TEST_IMAGE, docker_cli
+from tests.fixtures.docker import TEST_IMAGE
+from tests.fixtures.haloyd_server import HaloydServer, forget_app, serving
 from tests.fixtures.proxy import ProxyProcess
 
-API_TIMEOUT_S = 60.0
+# Fast health checks: replicas are routed and dropped within about a second.
+FAST_HEALTH = ("--health-interval", "0.3", "--health-rise", "2", "--health-fall", "2",
+               "--health-timeout", "1")
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Haloyd:
-    """One `haloyd serve` (restartable) and an API client authorised for it."""
+class Haloyd(HaloydServer):
+    """One `haloyd serve` (restartable) on `proxy`'s layout, driven through its API for `app`."""
 
     def __init__(self, proxy: ProxyProcess, network: str, logs: Path,
                  docker_host: str | None, app: str) -> None:
-        self.proxy, self.network, self.logs = proxy, network, logs
-        self.docker_host, self.app = docker_host, app
-        self.port = free_port()
-        self.token = new_token()
-        self.proc: asyncio.subprocess.Process | None = None
-        self.starts = 0
-        self.client = httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{self.port}", timeout=API_TIMEOUT_S, trust_env=False,
-            headers={"authorization": f"Bearer {self.token}"})
-
-    def docker(self, *args: str, check: bool = True) -> str:
-        """The docker CLI against this haloyd's engine."""
-        return docker_cli(*args, check=check, host=self.docker_host)
-
-    async def start(self) -> None:
-        """Spawn `haloyd serve` (fast health checks) and wait until its API answers."""
-        paths = self.proxy.paths
-        paths.config_dir.mkdir(parents=True, exist_ok=True)
-        if self.starts == 0:
-            write_token(paths.env_file, self.token)
-            paths.daemon_config.write_text(f"api:\n  listen: 127.0.0.1:{self.port}\n")
-        self.starts += 1
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HALOY_")}
-        if self.docker_host:
-            env["DOCKER_HOST"] = self.docker_host
-        with (self.logs / f"haloyd-{self.starts}.log").open("wb") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", "from haloy.daemon.main import main; main()", "serve",
-                "--config-dir", str(paths.config_dir), "--data-dir", str(paths.data_dir),
-                "--network-name", self.network, "--health-interval", "0.3",
-                "--health-rise", "2", "--health-fall", "2", "--health-timeout", "1",
-                "--no-acme", stdout=log, stderr=log, env=env)
-        await self.api_ready()
-
-    async def api_ready(self) -> None:
-        """Wait until GET /health answers 200 (the readiness signal)."""
-        async with asyncio.timeout(API_TIMEOUT_S):
-            while True:
-                assert self.proc is not None and self.proc.returncode is None, (
-                    f"haloyd exited: see {self.logs}/haloyd-{self.starts}.log")
-                try:
-                    if (await self.client.get("/health")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-
-    async def stop(self, sig: int = signal.SIGTERM) -> int:
-        """Send `sig` and wait for the exit; returns the exit code."""
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(sig)
-            async with asyncio.timeout(60):
-                await self.proc.wait()
-        return self.proc.returncode or 0
-
-    async def restart(self, sig: int = signal.SIGTERM) -> int:
-        """Stop with `sig`, start again; returns the old process's exit code."""
-        code = await self.stop(sig)
-        await self.start()
-        return code
+        super().__init__(proxy.paths, network, logs, docker_host=docker_host,
+                         serve_args=FAST_HEALTH, proxy=proxy)
+        self.proxy: ProxyProcess = proxy
+        self.app = app
 
     def body(self, version: str = "v1", **kw: Any) -> dict[str, Any]:
         """A /v1/deploy body for this test's app."""
@@ -163,16 +99,8 @@ class Haloyd:
 
     async def close(self) -> None:
         """Stop haloyd, remove the app's containers and image tags."""
-        if self.proc is not None and self.proc.returncode is None:
-            await self.stop(signal.SIGTERM)
-        await self.client.aclose()
-        ids = self.containers()
-        if ids:
-            self.docker("rm", "-f", *ids, check=False)
-        tags = self.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", self.app,
-                           check=False).split()
-        if tags:
-            self.docker("rmi", *tags, check=False)
+        await super().close()
+        forget_app(self.app, self.docker_host)
 
 
 @contextlib.asynccontextmanager
@@ -180,13 +108,9 @@ async def running_haloyd(
     tmp_path: Path, proxy: ProxyProcess, network: str, app: str,
     docker_host: str | None = None,
 ) -> AsyncIterator[Haloyd]:
-    """A started haloyd on `proxy`'s data dir; stopped and cleaned up afterwards."""
-    hd = Haloyd(proxy, network, tmp_path, docker_host, app)
-    try:
-        await hd.start()
+    """A started haloyd on `proxy`'s layout (written, not `haloyd init`); cleaned up after."""
+    async with serving(Haloyd(proxy, network, tmp_path, docker_host, app), init=False) as hd:
         yield hd
-    finally:
-        await hd.close()
 
 
 def crash(hd: Haloyd, container: str) -> None:
