@@ -86,13 +86,13 @@ def _random(size: int, seed: int) -> bytes:
 async def upload_ratio(api: ApiClient, caps: list[str], tmp: Path) -> float:
     """Ship version a, change the small layer, ship b: uploaded bytes / changed layer bytes."""
     build_layered("a", "version a", tmp / "a")
-    layers, sent = await ship_layers(api, f"{LAYERED}:a", caps, lambda n, t: None)
+    layers, sent, _ = await ship_layers(api, f"{LAYERED}:a", caps, lambda n, t: None)
     print(f"first ship: {layers} layer(s), {sent} bytes", flush=True)
     build_layered("b", "version b", tmp / "b")
     old = {layer.digest for layer in await save_image(f"{LAYERED}:a", tmp / "save-a")}
     changed = sum(layer.size for layer in await save_image(f"{LAYERED}:b", tmp / "save-b")
                   if layer.digest not in old)
-    layers, sent = await ship_layers(api, f"{LAYERED}:b", caps, lambda n, t: None)
+    layers, sent, _ = await ship_layers(api, f"{LAYERED}:b", caps, lambda n, t: None)
     print(f"redeploy ship: {layers} layer(s), {sent} bytes; changed layer {changed} bytes",
           flush=True)
     return sent / changed

@@ -28,6 +28,7 @@ from haloy.daemon.api import (
 )
 from haloy.daemon.api.exec import ExecHandlers
 from haloy.daemon.api.images import ImageLoader
+from haloy.daemon.api.layer_chains import ChainSource
 from haloy.daemon.api.logs import LogHandlers
 from haloy.daemon.api.problems import ApiProblem
 from haloy.daemon.api.prune import PruneHandlers
@@ -100,7 +101,8 @@ StartApi = Callable[..., Awaitable[RunningApi]]
 
 @pytest.fixture
 async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
-    """Start API servers (optional limits, min_free_bytes, status, images); stopped after."""
+    """Start API servers (optional limits, min_free_bytes, status, images, chains); stopped
+    after."""
     servers: list[tuple[Any, asyncio.Task[None], DeploymentStore]] = []
     # A client to the default engine; it connects only when a logs request uses it.
     engine = aiodocker.Docker()
@@ -112,6 +114,7 @@ async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
         images: ImageLoader | None = None,
         logs: LogHandlers | None = None,
         groups: dict[str, object] | None = None,
+        chains: ChainSource | None = None,
     ) -> RunningApi:
         store = await DeploymentStore.open(tmp_path / f"db{len(servers)}" / "haloy.db")
         events = EventHub()
@@ -130,7 +133,7 @@ async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
         app = create_api(TOKEN, status or StaticStatus(APPS), store, events=events, layers=layers,
                          limits=limits or ApiLimits(), deployer=UnavailableDeployer(),
                          images=images or UnavailableImages(),
-                         logs=logs or LogHandlers(engine), groups=groups)
+                         logs=logs or LogHandlers(engine), groups=groups, chains=chains)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         # Listening before uvicorn starts: connections queue in the backlog until it accepts,

@@ -160,11 +160,18 @@ class ApiClient:
             DeploymentList, "GET", f"/v1/apps/{app}/deployments", params=params
         )
 
-    async def layers_check(self, digests: list[str]) -> LayerCheckResponse:
-        """POST /v1/images/layers/check: which layers the server lacks."""
-        return await self._model(
-            LayerCheckResponse, "POST", "/v1/images/layers/check", json={"digests": digests}
-        )
+    async def layers_check(
+        self, digests: list[str], diff_ids: list[str] | None = None
+    ) -> LayerCheckResponse:
+        """POST /v1/images/layers/check: which layers the server lacks.
+
+        `diff_ids` (the image's ordered layers) lets the server count its engine's layers too;
+        send it only with the `images.layers.engine` capability (older haloyds refuse it).
+        """
+        body: dict[str, list[str]] = {"digests": digests}
+        if diff_ids is not None:
+            body["diffIds"] = diff_ids
+        return await self._model(LayerCheckResponse, "POST", "/v1/images/layers/check", json=body)
 
     async def put_layer(
         self, digest: str, body: bytes | AsyncIterable[bytes], size: int

@@ -186,10 +186,11 @@ class Deploy:
             self.progress.update(task, advance=n, total=total)
 
         try:
-            layers, sent = await ship_layers(api, job.target.image.ref, job.capabilities, advance)
+            shipped = await ship_layers(api, job.target.image.ref, job.capabilities, advance)
         finally:
             self.progress.remove_task(task)
-        echo(f"uploaded {layers} layer(s), {sent} bytes")
+        had = f"; the server already had {shipped.had}" if shipped.had else ""
+        echo(f"uploaded {shipped.layers} layer(s), {shipped.sent_bytes} bytes{had}")
         self.outcomes[job.label].timings["upload"] = time.monotonic() - started
 
     async def one(self, job: Job) -> None:

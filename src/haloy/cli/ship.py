@@ -1,7 +1,8 @@
 """Ships a local image to a server: nothing for a shared engine, else only its missing layers.
 
     docker save ref → <tmp>/manifest.json + layers (digest = sha256 of each layer tar, the
-    image config's rootfs.diff_ids) → POST layers/check → PUT each missing layer in parallel
+    image config's rootfs.diff_ids) → POST layers/check (with the ordered diff_ids when the
+    server also counts its engine's layer chains) → PUT each missing layer in parallel
     (rich progress: bytes, speed, ETA) → the server assembles the image (`images.assemble`).
 """
 
@@ -14,6 +15,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from haloy.cli.api_client import ApiClient
@@ -22,6 +24,8 @@ from haloy.errors import ApiError, HaloyError, RuntimeError_
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 # A haloyd whose engine is the one this CLI builds with says so with this capability.
 ASSEMBLE_CAPABILITY = "images.assemble"
+# A haloyd that also counts the layer chains its Docker engine has (it takes `diffIds`).
+ENGINE_LAYERS_CAPABILITY = "images.layers.engine"
 # Parallel uploads: enough to fill a link, few enough not to thrash the server's disk.
 UPLOAD_PARALLELISM = 4
 # Retries per layer: the server verifies the digest, so a retry is always safe.
@@ -36,6 +40,14 @@ class Layer:
     digest: str
     path: Path
     size: int
+
+
+class Shipped(NamedTuple):
+    """What shipping an image took: layers and bytes sent, layers the server already had."""
+
+    layers: int
+    sent_bytes: int
+    had: int
 
 
 def is_loopback(url: str) -> bool:
@@ -108,12 +120,29 @@ async def _chunks(path: Path, progress: Callable[[int], None]) -> AsyncIterator[
             yield chunk
 
 
+async def missing_layers(
+    api: ApiClient, layers: list[Layer], diff_ids: list[str] | None = None
+) -> list[Layer]:
+    """The layers the server lacks; with `diff_ids` it also counts its engine's chains."""
+    answer = await api.layers_check([layer.digest for layer in layers], diff_ids)
+    lacking = set(answer.missing)
+    return [layer for layer in layers if layer.digest in lacking]
+
+
 async def upload_layers(
-    api: ApiClient, layers: list[Layer], progress: Callable[[int], None]
+    api: ApiClient, layers: list[Layer], progress: Callable[[int], None],
+    diff_ids: list[str] | None = None,
 ) -> list[Layer]:
     """Upload the layers the server lacks (parallel, retried); return those uploaded."""
-    answer = await api.layers_check([layer.digest for layer in layers])
-    missing = [layer for layer in layers if layer.digest in set(answer.missing)]
+    missing = await missing_layers(api, layers, diff_ids)
+    await send_layers(api, missing, progress)
+    return missing
+
+
+async def send_layers(
+    api: ApiClient, missing: list[Layer], progress: Callable[[int], None]
+) -> None:
+    """PUT each layer, a few at a time, each retried; the first failure stops them all."""
     gate = asyncio.Semaphore(UPLOAD_PARALLELISM)
 
     async def one(layer: Layer) -> None:
@@ -143,22 +172,25 @@ async def upload_layers(
     except* HaloyError as group:
         # The others were cancelled; the user needs the first reason, not a group of them.
         raise group.exceptions[0] from None
-    return missing
 
 
 async def ship_layers(
     api: ApiClient, ref: str, capabilities: list[str], progress: Callable[[int, int], None]
-) -> tuple[int, int]:
+) -> Shipped:
     """Save `ref`, upload the layers the server lacks, assemble it there.
 
-    Returns (layers sent, bytes sent). `progress(advance, total)` is called with bytes sent;
-    total is the bytes to send.
+    `progress(advance, total)` is called with bytes sent; total is the bytes to send.
     """
     with tempfile.TemporaryDirectory(prefix="haloy-image-") as tmp:
         layers = await save_image(ref, Path(tmp))
         config = saved_config(Path(tmp) / "image")
-        total = sum(layer.size for layer in layers)
-        sent = await upload_layers(api, layers, lambda n: progress(n, total))
+        # The order makes the engine's layers count: the same layer after another parent
+        # is a different chain. An older haloyd refuses the field, so ask first.
+        order = json.loads(config)["rootfs"]["diff_ids"]
+        diff_ids = order if ENGINE_LAYERS_CAPABILITY in capabilities else None
+        sent = await missing_layers(api, layers, diff_ids)
+        total = sum(layer.size for layer in sent)
+        await send_layers(api, sent, lambda n: progress(n, total))
         sent_bytes = sum(layer.size for layer in sent)
     if ASSEMBLE_CAPABILITY not in capabilities:
         raise ApiError(
@@ -168,4 +200,4 @@ async def ship_layers(
             "or use `push: registry`",
         )
     await api.assemble_image(ref, config)
-    return len(sent), sent_bytes
+    return Shipped(len(sent), sent_bytes, len(layers) - len(sent))

@@ -39,6 +39,7 @@ from haloy.daemon.api import EventHub, LayerStore, create_api, make_server, serv
 from haloy.daemon.api.daemon_status import DaemonStatusProvider
 from haloy.daemon.api.exec import ExecHandlers
 from haloy.daemon.api.images import DockerImageLoader
+from haloy.daemon.api.layer_chains import EngineChains
 from haloy.daemon.api.logs import LogHandlers
 from haloy.daemon.api.prune import PruneHandlers
 from haloy.daemon.api.registries import RegistryHandlers
@@ -137,6 +138,7 @@ def api_service(
             app = create_api(token, status, store, events=events,
                              layers=LayerStore(paths.layers_dir), deployer=deployer,
                              images=DockerImageLoader(haloyd.runtime.client),
+                             chains=EngineChains(client),
                              public_routes=[acme],
                              engine_id=await engine_id(haloyd),
                              groups={"registries": RegistryHandlers(registries, client),

@@ -15,6 +15,7 @@ from haloy.daemon.api.endpoints import ENDPOINTS
 from haloy.daemon.api.events import EventHub
 from haloy.daemon.api.handlers import SSE_HEARTBEAT_S, Handlers
 from haloy.daemon.api.images import ImageHandlers, ImageLoader
+from haloy.daemon.api.layer_chains import ChainSource
 from haloy.daemon.api.layers import LayerStore
 from haloy.daemon.api.logs import LogHandlers
 from haloy.daemon.api.middleware import BearerAuth, BodyLimit, RateLimit, SecurityHeaders
@@ -29,6 +30,8 @@ from haloy.store import DeploymentStore
 DEFAULT_MAX_JSON_BYTES = 1024 * 1024
 # One layer per request; the biggest layers of real images are a few GiB.
 DEFAULT_MAX_LAYER_BYTES = 16 * 1024**3
+# Layer checks and assembly also count the layer chains the server's Docker engine has.
+ENGINE_LAYERS_CAPABILITY = "images.layers.engine"
 # Tokens shorter than this are guessable; `haloyd init` generates 32 random bytes.
 MIN_TOKEN_LENGTH = 16
 
@@ -57,13 +60,15 @@ def create_api(
     logs: LogHandlers | None = None,
     engine_id: str | None = None,
     groups: Mapping[str, object] | None = None,
+    chains: ChainSource | None = None,
 ) -> ASGIApp:
     """Build the API app; `public_routes` (e.g. the ACME HTTP-01 answer) skip the token.
 
     Deploy, rollback and stop are mounted only with a `deployer`; layer uploads only with
     `layers`; image loading (assemble, whole tars) only with an `images` loader;
-    container logs only with `logs`. `engine_id` (the Docker engine's ID) lets a CLI on the
-    same engine skip the image upload.
+    container logs only with `logs`. With `chains` (the engine's layer chains) a layer check
+    and an assembly count what the engine already has. `engine_id` (the Docker engine's ID)
+    lets a CLI on the same engine skip the image upload.
     Endpoints with a `group` are mounted when `groups` maps it to their handlers' owner.
     """
     if len(token) < MIN_TOKEN_LENGTH:
@@ -80,6 +85,8 @@ def create_api(
         and (ep.group is None or ep.group in (groups or {}))
     ]
     capabilities = sorted({ep.capability for ep in mounted if ep.capability})
+    if chains is not None and layers is not None:
+        capabilities = sorted([*capabilities, ENGINE_LAYERS_CAPABILITY])
     handlers = Handlers(
         status_provider,
         store,
@@ -89,9 +96,10 @@ def create_api(
         build_openapi(mounted),
         limits.sse_heartbeat_s,
         engine_id,
+        chains if layers is not None else None,
     )
     deploys = DeployHandlers(deployer) if deployer is not None else None
-    image_handlers = ImageHandlers(images, layers) if images is not None else None
+    image_handlers = ImageHandlers(images, layers, chains) if images is not None else None
     routes: dict[str, BaseRoute] = {}
     for ep in mounted:
         owner: object = (

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from haloy import __version__
 from haloy.daemon.api.endpoints import API_VERSION, SSE
 from haloy.daemon.api.events import EventHub, EventLog
+from haloy.daemon.api.layer_chains import ChainSource, covered_now
 from haloy.daemon.api.layers import LayerStore, check_digest
 from haloy.daemon.api.problems import ApiProblem
 from haloy.daemon.api.schemas import (
@@ -101,6 +102,7 @@ class Handlers:
         openapi: dict[str, Any],
         heartbeat: float = SSE_HEARTBEAT_S,
         engine_id: str | None = None,
+        chains: ChainSource | None = None,
     ) -> None:
         self.status = status
         self.store = store
@@ -110,6 +112,7 @@ class Handlers:
         self.openapi_doc = openapi
         self.heartbeat = heartbeat
         self.engine_id = engine_id
+        self.chains = chains
 
     async def health(self, request: Request) -> Response:
         """GET /health"""
@@ -206,8 +209,12 @@ class Handlers:
         """POST /v1/images/layers/check"""
         body = LayerCheckRequest.model_validate_json(await request.body())
         layers = self._layers()
-        present = [d for d in body.digests if layers.size_of(check_digest(d)) is not None]
-        missing = [d for d in body.digests if d not in present]
+        stored = {d for d in body.digests if layers.size_of(check_digest(d)) is not None}
+        order = [check_digest(d) for d in body.diff_ids or ()]
+        # With the order known, the engine's chains count too; each request asks it afresh.
+        engine = await covered_now(self.chains, order)
+        present = [d for d in body.digests if d in stored or d in engine]
+        missing = [d for d in body.digests if d not in stored and d not in engine]
         return model_response(LayerCheckResponse(missing=missing, present=present))
 
     async def layer_put(self, request: Request) -> Response:

@@ -81,13 +81,22 @@ def member(name: str, data: bytes) -> bytes:
     return header(name, len(data)) + data + padding(len(data))
 
 
+def layer_name(digest: str) -> str:
+    """A layer's file name in the tar."""
+    return f"{digest.removeprefix('sha256:')}/layer.tar"
+
+
 def image_tar(spec: ImageSpec, layer_paths: dict[str, Path]) -> Iterator[bytes]:
-    """The tar docker load needs, in pieces: config, layers (each once), then manifest."""
-    names = [f"{d.removeprefix('sha256:')}/layer.tar" for d in spec.diff_ids]
+    """The tar docker load needs, in pieces: config, layers (each once), then manifest.
+
+    A layer without a path is left out: docker load takes it from the engine, which must
+    have its chain (`layer_chains`); the manifest still names every layer.
+    """
+    names = [layer_name(d) for d in spec.diff_ids]
     yield member(spec.config_name, spec.config)
     written: set[str] = set()
     for digest, name in zip(spec.diff_ids, names, strict=True):
-        if name in written:  # an image may repeat a layer; the tar holds it once
+        if name in written or digest not in layer_paths:  # a repeat, or the engine's
             continue
         written.add(name)
         path = layer_paths[digest]

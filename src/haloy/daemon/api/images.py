@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from haloy.daemon.api.handlers import model_response
-from haloy.daemon.api.image_tar import ImageSpecError, image_tar, parse_spec
+from haloy.daemon.api.image_tar import ImageSpecError, image_tar, layer_name, parse_spec
+from haloy.daemon.api.layer_chains import ChainSource, engine_covered
 from haloy.daemon.api.layers import LayerStore, check_digest
 from haloy.daemon.api.problems import ApiProblem
 from haloy.daemon.api.schemas import AssembleRequest, ImageLoaded
@@ -83,12 +84,32 @@ class Counted:
             yield chunk
 
 
+def missing_problem(ref: str, missing: list[str]) -> ApiProblem:
+    """409: layers neither uploaded nor (by chain) in the engine."""
+    return ApiProblem(
+        409,
+        f"{len(missing)} layer(s) of {ref} are neither uploaded nor in the server's Docker "
+        "engine: " + ", ".join(missing),
+        hint="deploy again: haloy deploy uploads what the server lacks (PUT "
+        "/v1/images/layers/{digest}); an image the engine had may have been removed meanwhile",
+        code="layers_missing",
+    )
+
+
 class ImageHandlers:
     """POST /v1/images/assemble and POST /v1/images."""
 
-    def __init__(self, loader: ImageLoader, layers: LayerStore | None) -> None:
+    def __init__(
+        self, loader: ImageLoader, layers: LayerStore | None, chains: ChainSource | None = None
+    ) -> None:
         self.loader = loader
         self.layers = layers
+        self.chains = chains
+
+    async def _engine_has(self, diff_ids: tuple[str, ...]) -> frozenset[str]:
+        if self.chains is None:
+            return frozenset()
+        return engine_covered(diff_ids, await self.chains.chains())
 
     async def images_assemble(self, request: Request) -> Response:
         """POST /v1/images/assemble"""
@@ -100,26 +121,32 @@ class ImageHandlers:
             raise ApiProblem(400, str(exc), hint="send the ref and the config `docker save` "
                              "wrote", code="invalid_image") from exc
         paths: dict[str, Path] = {}
-        missing: list[str] = []
+        unstored: list[str] = []
         for digest in dict.fromkeys(spec.diff_ids):
             path = self.layers.path_for(check_digest(digest))
             if path.is_file():
                 paths[digest] = path
             else:
-                missing.append(digest)
+                unstored.append(digest)
+        # A layer not uploaded is fine when the engine has its chain now: docker load uses it.
+        engine = await self._engine_has(spec.diff_ids) if unstored else frozenset()
+        missing = [d for d in unstored if d not in engine]
         if missing:
-            raise ApiProblem(
-                409,
-                f"{len(missing)} layer(s) of {spec.ref} are not on the server: "
-                + ", ".join(missing),
-                hint="upload them first (PUT /v1/images/layers/{digest}); haloy deploy does",
-                code="layers_missing",
-            )
+            raise missing_problem(spec.ref, missing)
         size = sum(p.stat().st_size for p in paths.values())
         self.layers.preflight(size)  # docker load copies the layers into its own store
         tar = Counted(threaded(image_tar(spec, paths)))
-        refs = await self.loader.load(aiter(tar))
-        log.info("assembled %s from %d layer(s), %d bytes", spec.ref, len(paths), tar.bytes)
+        try:
+            refs = await self.loader.load(aiter(tar))
+        except ApiProblem as exc:
+            # The engine lost a chain since we looked: docker load found no file for it and
+            # stopped before tagging anything.
+            lost = [d for d in unstored if layer_name(d) in exc.message]
+            if lost:
+                raise missing_problem(spec.ref, lost) from exc
+            raise
+        log.info("assembled %s from %d uploaded layer(s) and %d of the engine's, %d bytes",
+                 spec.ref, len(paths), len(unstored), tar.bytes)
         return model_response(
             ImageLoaded(refs=refs or [spec.ref], layers=len(paths), bytes=tar.bytes), status=201
         )

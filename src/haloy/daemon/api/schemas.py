@@ -152,6 +152,14 @@ class LayerCheckRequest(Schema):
     """Layers a client could upload."""
 
     digests: list[str] = Field(max_length=MAX_LAYERS_PER_CHECK)
+    diff_ids: list[str] | None = Field(
+        None,
+        max_length=MAX_LAYERS_PER_CHECK,
+        description="The image's layers in order, repeats kept (its config's rootfs.diff_ids). "
+        "With it a layer also counts as present when the server's Docker engine has the "
+        "chain of layers ending in it; send it only to a haloyd with the "
+        "'images.layers.engine' capability",
+    )
 
 
 class LayerCheckResponse(Schema):
