@@ -238,6 +238,8 @@ class TlsClientProtocol(ClientProtocol):
         if self.transport is None:
             peer = self.tcp.get_extra_info("peername") if self.tcp is not None else None
             log.debug("TLS handshake with %s failed: %s", peer, getattr(exc, "reason", exc))
+        elif self.transport.is_closing():
+            return  # input after our close_notify: dropping it must not cut off what we sent
         else:
             # A corrupt record mid-stream: the connection is unusable; no more writes.
             log.debug("TLS error, closing: %s", getattr(exc, "reason", exc))
