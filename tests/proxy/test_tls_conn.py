@@ -226,3 +226,55 @@ async def test_large_response_to_a_slow_reader_is_flow_controlled(
         assert got.digest() == hashlib.sha256(body).digest()
         assert finished.is_set() or await asyncio.wait_for(finished.wait(), 10)
         writer.close()
+
+
+async def test_bad_handshakes_are_refused_and_serving_continues(
+    tls_proxy: ProxyProcess, ca: trustme.CA
+) -> None:
+    from tests.certs.tls_peer import client_hello, raw_exchange
+
+    port = tls_proxy.https_port
+    assert port is not None
+    assert (await raw_exchange(port, client_hello(b"app.test")))[:1] == b"\x16"  # ServerHello
+    for bad in (
+        b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n",  # plain HTTP on the TLS port
+        client_hello(b"bad name!.test"),  # our SNI callback: unrecognized_name
+        client_hello(b"a" * 300),  # OpenSSL refuses an over-long name
+        b"\x16\x03\x01\x00\x05" + b"\xff" * 5,  # a record that is no ClientHello
+    ):
+        reply = await raw_exchange(port, bad)
+        assert reply[:1] in (b"", b"\x15"), bad  # nothing, or an alert record; then EOF
+    async with Backend() as be:
+        tls_proxy.put_snapshot(snapshot(route("app.test", be.spec(), tls=True)))
+        ok = await Client.open(port, ssl=_client_context(ca), server_hostname="app.test")
+        assert (await ok.request()).status == 200
+        ok.close()
+    assert tls_proxy.proc.poll() is None
+
+
+async def test_request_then_close_notify_still_gets_its_response(
+    tls_proxy: ProxyProcess, ca: trustme.CA
+) -> None:
+    async with Backend() as be:
+        tls_proxy.put_snapshot(snapshot(route("app.test", be.spec(), tls=True)))
+        assert tls_proxy.https_port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", tls_proxy.https_port)
+        client = _BioClient(_client_context(ca), reader, writer)
+        await client.handshake(byte_by_byte=False)
+        client.obj.write(b"GET /last HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        try:
+            client.obj.unwrap()  # close_notify right behind the request (TLS 1.3 half-close)
+        except ssl.SSLWantReadError:
+            pass
+        writer.write(client.out.read())
+        await writer.drain()
+        reply = b""
+        while b'"target": "/last"' not in reply:
+            data = await asyncio.wait_for(reader.read(65536), 10)
+            assert data, reply
+            client.inc.write(data)
+            try:
+                reply += client.obj.read(65536)
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                pass
+        writer.close()
