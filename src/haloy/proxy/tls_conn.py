@@ -246,6 +246,7 @@ class TlsClientProtocol(ClientProtocol):
             self.stopped = True
             self.transport.abort()
             return
+        self.closed = True  # a failed handshake no longer holds a draining worker
         if self.outgoing.pending:
             self._send()  # the alert says why
         if self.tcp is not None:
