@@ -27,7 +27,7 @@ from haloy.proxy.client import ClientProtocol
 from haloy.proxy.service import ProxyService
 
 log = logging.getLogger("haloy.proxy.tls")
-# Largest plaintext taken out of the TLS object per call: a TLS record holds at most 16 KiB.
+# Plaintext asked for per read: above a TLS record's 16 KiB, so one call takes a whole record.
 _READ = 65536
 
 
