@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import signal
 import socket
-import ssl
 import sys
 import weakref
 from collections.abc import Callable, Collection
@@ -25,6 +23,7 @@ from haloy.proxy.limits import Limits
 from haloy.proxy.metrics import Metrics, MetricsServer
 from haloy.proxy.service import Observer, ProxyService
 from haloy.proxy.snapshot import SnapshotError, read_snapshot
+from haloy.proxy.tls_conn import TlsClientProtocol
 
 log = logging.getLogger("haloy.proxy")
 # A draining worker closes a keep-alive connection idle this long (a busy client's next request
@@ -32,8 +31,6 @@ log = logging.getLogger("haloy.proxy")
 DRAIN_IDLE = 0.5
 # How long WebSocket tunnels get to finish the close handshake at the end of a shutdown.
 WS_CLOSE_WAIT = 2.0
-# While only TLS handshakes keep a draining worker up, look for failed ones this often.
-HANDSHAKE_GC = 0.5
 
 
 @dataclass(frozen=True)
@@ -70,28 +67,18 @@ async def _listen(
     addr: tuple[str, int],
     reuse_port: bool,
     flag: str,
-    ssl_context: ssl.SSLContext | None = None,
-    handshake_timeout: float | None = None,
     fd: int | None = None,
 ) -> asyncio.Server:
+    # Both listeners are plain TCP: TLS is done by the HTTPS protocol itself (tls_conn.py).
     loop = asyncio.get_running_loop()
     if fd is not None:
         # Shared with the supervisor and the other workers: closing ours never resets the
         # accept queue, which is what makes a takeover lossless.
         sock = socket.socket(fileno=fd)
-        return await loop.create_server(
-            factory, sock=sock, backlog=2048, ssl=ssl_context,
-            ssl_handshake_timeout=handshake_timeout,
-        )
+        return await loop.create_server(factory, sock=sock, backlog=2048)
     try:
         return await loop.create_server(
-            factory,
-            addr[0],
-            addr[1],
-            reuse_port=reuse_port or None,
-            backlog=2048,
-            ssl=ssl_context,
-            ssl_handshake_timeout=handshake_timeout,
+            factory, addr[0], addr[1], reuse_port=reuse_port or None, backlog=2048
         )
     except OSError as exc:
         raise ConfigError(
@@ -151,16 +138,17 @@ async def serve(opts: ServeOptions, ready: asyncio.Event | None = None) -> None:
     # draining worker must not exit under them.
     handshaking: weakref.WeakSet[ClientProtocol] = weakref.WeakSet()
 
-    def https_protocol() -> ClientProtocol:
-        proto = ClientProtocol(service, b"https")
-        handshaking.add(proto)
-        return proto
-
     if opts.https_listen is not None and tls is not None:
+        context = tls.server_context
+
+        def https_protocol() -> ClientProtocol:
+            proto = TlsClientProtocol(service, context)
+            handshaking.add(proto)
+            return proto
+
         servers.append(
             await _listen(
-                https_protocol, opts.https_listen,
-                opts.reuse_port, "--https-listen", tls.server_context, opts.limits.header_timeout,
+                https_protocol, opts.https_listen, opts.reuse_port, "--https-listen",
                 fd=opts.listen_fds.get("https"),
             )
         )
@@ -215,16 +203,10 @@ async def shutdown(
     quiet: dict[object, tuple[float, float]] = {}  # client -> (its deadline, first seen idle)
     for client in list(service.clients):
         _each(client, client.begin_drain)
-    collected = loop.time()
     while (service.clients or _handshaking(handshaking)) and loop.time() < end:
         now = loop.time()
         for client in list(service.clients):
             _each(client, functools.partial(_drain_step, client, quiet, now))
-        if not service.clients and now - collected >= HANDSHAKE_GC:
-            # A failed TLS handshake never reaches connection_made or connection_lost; its
-            # protocol (a cycle with its parser) leaves `handshaking` only when collected.
-            collected = now
-            gc.collect()
         await asyncio.sleep(0.05)
     for client in list(service.clients):
         if client.tunnel is not None:
