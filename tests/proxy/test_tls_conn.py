@@ -244,6 +244,10 @@ async def test_bad_handshakes_are_refused_and_serving_continues(
     ):
         reply = await raw_exchange(port, bad)
         assert reply[:1] in (b"", b"\x15"), bad  # nothing, or an alert record; then EOF
+    # Each refusal is logged with OpenSSL's reason (plain HTTP on the TLS port, for one).
+    logs = tls_proxy.logs()
+    assert logs.count("TLS handshake with") >= 3, logs[-2000:]
+    assert "HTTP_REQUEST" in logs or "WRONG_VERSION_NUMBER" in logs, logs[-2000:]
     async with Backend() as be:
         tls_proxy.put_snapshot(snapshot(route("app.test", be.spec(), tls=True)))
         ok = await Client.open(port, ssl=_client_context(ca), server_hostname="app.test")

@@ -237,12 +237,13 @@ class TlsClientProtocol(ClientProtocol):
         """A bad handshake or record: send the alert OpenSSL produced and close."""
         if self.transport is None:
             peer = self.tcp.get_extra_info("peername") if self.tcp is not None else None
-            log.debug("TLS handshake with %s failed: %s", peer, getattr(exc, "reason", exc))
+            # INFO, as nginx logs failed handshakes: a scanner's garbage is not our error.
+            log.info("TLS handshake with %s failed: %s", peer, getattr(exc, "reason", exc))
         elif self.transport.is_closing():
             return  # input after our close_notify: dropping it must not cut off what we sent
         else:
             # A corrupt record mid-stream: the connection is unusable; no more writes.
-            log.debug("TLS error, closing: %s", getattr(exc, "reason", exc))
+            log.info("TLS error, closing: %s", getattr(exc, "reason", exc))
             self.stopped = True
             self.transport.abort()
             return
