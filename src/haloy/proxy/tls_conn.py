@@ -4,8 +4,8 @@
     ClientProtocol ──transport.write──▶ TlsTransport.write ──encrypt──▶ TCP transport
 
 uvloop's `SSLProtocol` between the socket and the HTTP protocol (a write backlog, a state
-machine, flow-control relays, a copy into its own buffer per read) cost 3–7 µs per keep-alive
-request over this path (/tmp/tlsx experiment, PROXY-NOTES). Here a read is decrypted and
+machine, flow-control relays, a copy into its own buffer per read) cost ~15 % of the CPU of
+a keep-alive HTTPS request over this path (paired A/B in docs/benchmarks.md). Here a read is decrypted and
 handed to the parser in one call, a write is encrypted and sent in one call, and the TCP
 transport's pause_writing/resume_writing reach `ClientProtocol` directly (it is the TCP
 protocol). The plain HTTP listener keeps using `ClientProtocol` itself and pays nothing.
