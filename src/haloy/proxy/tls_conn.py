@@ -7,8 +7,7 @@ uvloop's `SSLProtocol` between the socket and the HTTP protocol (a write backlog
 machine, flow-control relays, a copy into its own buffer per read) cost ~15 % of the CPU of
 a keep-alive HTTPS request over this path (paired A/B in docs/benchmarks.md). Here a read is
 decrypted and handed to the parser in one call, a write is encrypted and sent in one call, and
-the TCP
-transport's pause_writing/resume_writing reach `ClientProtocol` directly (it is the TCP
+the TCP transport's pause_writing/resume_writing reach `ClientProtocol` directly (it is the TCP
 protocol). The plain HTTP listener keeps using `ClientProtocol` itself and pays nothing.
 
 Handshake: driven from data_received; the connection is filed in the service's header-deadline
