@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import trustme
 from cryptography import x509
 
 from haloy.certs.certfile import CertInfo, describe
@@ -93,6 +95,35 @@ class TlsClient:
             await self.writer.wait_closed()
         except (ConnectionError, ssl.SSLError):
             pass
+
+
+def place_cert(ca: trustme.CA, certs: Path, name: str) -> None:
+    """Put a certificate for `name`, issued by `ca`, where the proxy looks (certs/<name>/)."""
+    leaf = ca.issue_cert(name)
+    d = certs / name
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "fullchain.pem").write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
+    (d / "privkey.pem").write_bytes(leaf.private_key_pem.bytes())
+    (d / "privkey.pem").chmod(0o600)
+
+
+def resumed(
+    port: int, name: str, cafile: Path, version: ssl.TLSVersion,
+    host: bytes = b"x", expect: bytes = b"HTTP/1.1 200",
+) -> bool:
+    """Two blocking handshakes with one session (SNI `name`, one GET each, the answer must
+    start with `expect`); True when the second resumed the first one's session."""
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    ctx.minimum_version = ctx.maximum_version = version
+    session, reused = None, False
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, ctx.wrap_socket(
+            raw, server_hostname=name, session=session
+        ) as conn:
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+            assert conn.recv(100).startswith(expect)  # TLS 1.3 tickets come here
+            reused, session = bool(conn.session_reused), conn.session
+    return reused
 
 
 def client_context(cafile: Path | None = None) -> ssl.SSLContext:

@@ -7,10 +7,9 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.cli.test_deploy_engines import uploads
+from tests.cli.test_deploy_engines import add_servers, app_config, get_through_proxy, uploads
 from tests.cli.test_status import cli_env, run_haloy
 from tests.fixtures.docker import TEST_IMAGE, PrivateDockerd, docker_cli
 from tests.fixtures.haloyd_server import HaloydServer, forget_app, serving
@@ -41,32 +40,20 @@ async def test_first_deploy_uploads_only_what_the_engine_lacks(
     (project / "app" / "two.html").write_text("on-a-known-base\n")
     (project / "app" / "Dockerfile").write_text(f"FROM {TEST_IMAGE}:v1\nCOPY two.html /www/\n")
     cfg = project / "haloy.yaml"
-    cfg.write_text(f"""
-health_check_path: /cgi-bin/health
-image:
-  repository: {app}-img
-  tag: v1
-  build_config: {{context: app}}
-targets:
-  there: {{name: {app}, server: "{{url}}", domains: [there.test]}}
-""")
     try:
         async with serving(HaloydServer.under(tmp_path / "own", network, private_dockerd.host),
                            proxy_factory=proxy_factory) as there:
-            cfg.write_text(cfg.read_text().replace("{url}", there.url))
+            cfg.write_text(app_config(
+                app, f'  there: {{name: {app}, server: "{there.url}", domains: [there.test]}}'
+            ))
             env = cli_env(tmp_path, token=None)
-            added = await run_haloy("server", "add", there.url, there.token, env=env)
-            assert added.code == 0, added.err
+            await add_servers(env, there)
             res = await run_haloy("deploy", "-c", str(cfg), "--all", env=env, timeout=240)
             assert res.code == 0, res.out + res.err + there.log()
             # A fresh layer store: the base layer counted because the engine has its chain.
             assert uploads(res.out) == {"there": 1}
             assert "the server already had 1" in res.out
-            assert there.proxy is not None
-            async with httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{there.proxy.http_port}", trust_env=False
-            ) as client:
-                resp = await client.get("/two.html", headers={"host": "there.test"})
+            resp = await get_through_proxy(there, "there.test", "/two.html")
             assert resp.status_code == 200 and "on-a-known-base" in resp.text
     finally:
         forget_app(app, private_dockerd.host)

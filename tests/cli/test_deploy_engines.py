@@ -18,6 +18,35 @@ from tests.fixtures.proxy import ProxyProcess
 pytestmark = pytest.mark.docker
 
 
+def app_config(app: str, targets: str) -> str:
+    """haloy.yaml for the busybox test app built from ./app, with these `targets:` lines."""
+    return f"""
+health_check_path: /cgi-bin/health
+image:
+  repository: {app}-img
+  tag: v1
+  build_config: {{context: app}}
+targets:
+{targets}
+"""
+
+
+async def add_servers(env: dict[str, str], *servers: HaloydServer) -> None:
+    """`haloy server add` each server with its token."""
+    for server in servers:
+        added = await run_haloy("server", "add", server.url, server.token, env=env)
+        assert added.code == 0, added.err
+
+
+async def get_through_proxy(server: HaloydServer, host: str, path: str) -> httpx.Response:
+    """GET `path` with Host `host` through the server's haloy-proxy."""
+    assert server.proxy is not None
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{server.proxy.http_port}", trust_env=False
+    ) as client:
+        return await client.get(path, headers={"host": host})
+
+
 def uploads(out: str) -> dict[str, int]:
     """Target -> layers uploaded, from `[target] uploaded N layer(s), B bytes` lines."""
     found = re.findall(r"\[(\w+)\] uploaded (\d+) layer", out)
@@ -41,29 +70,16 @@ async def test_deploy_uploads_only_to_the_server_on_another_engine(
                 serving(HaloydServer.under(tmp_path / "own", network, private_dockerd.host),
                         proxy_factory=proxy_factory) as there:
             env = cli_env(tmp_path, token=None)
-            for server in (here, there):
-                added = await run_haloy("server", "add", server.url, server.token, env=env)
-                assert added.code == 0, added.err
+            await add_servers(env, here, there)
             cfg = project / "haloy.yaml"
-            cfg.write_text(f"""
-health_check_path: /cgi-bin/health
-image:
-  repository: {app}-img
-  tag: v1
-  build_config: {{context: app}}
-targets:
+            cfg.write_text(app_config(app, f"""\
   here: {{name: {app}h, server: "{here.url}", domains: [here.test]}}
-  there: {{name: {app}t, server: "{there.url}", domains: [there.test]}}
-""")
+  there: {{name: {app}t, server: "{there.url}", domains: [there.test]}}"""))
             res = await run_haloy("deploy", "-c", str(cfg), "--all", env=env, timeout=240)
             assert res.code == 0, res.out + res.err
             assert uploads(res.out) == {"there": 2}  # the test image's layer and the RUN one
             for server, host in ((here, "here.test"), (there, "there.test")):
-                assert server.proxy is not None
-                async with httpx.AsyncClient(
-                    base_url=f"http://127.0.0.1:{server.proxy.http_port}", trust_env=False
-                ) as client:
-                    resp = await client.get("/two.html", headers={"host": host})
+                resp = await get_through_proxy(server, host, "/two.html")
                 assert resp.status_code == 200 and "built-for-two-engines" in resp.text
             # A new version changes one layer: only that one goes, and only to "there".
             (project / "app" / "Dockerfile").write_text(

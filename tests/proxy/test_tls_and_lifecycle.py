@@ -12,24 +12,16 @@ from typing import Any
 
 import trustme
 
+from tests.certs.tls_peer import place_cert
 from tests.fixtures.proxy import ProxyProcess
 from tests.proxy.http_peers import Backend, Client, Req, response_bytes, route, snapshot
-
-
-def _place_cert(ca: trustme.CA, certs: Path, name: str) -> None:
-    leaf = ca.issue_cert(name)
-    d = certs / name
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "fullchain.pem").write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
-    (d / "privkey.pem").write_bytes(leaf.private_key_pem.bytes())
-    (d / "privkey.pem").chmod(0o600)
 
 
 async def test_https_with_sni_and_forwarded_proto(
     tmp_path: Path, proxy_factory: Callable[..., ProxyProcess]
 ) -> None:
     ca = trustme.CA()
-    _place_cert(ca, tmp_path / "certs", "app.test")
+    place_cert(ca, tmp_path / "certs", "app.test")
     proxy = proxy_factory("--no-access-log", data_dir=tmp_path)
     assert proxy.https_port
     async with Backend() as be:
@@ -43,7 +35,7 @@ async def test_https_with_sni_and_forwarded_proto(
             assert seen["x-forwarded-proto"] == "https"
         assert be.connections == 1
         # a certificate placed later is served after reload_certs
-        _place_cert(ca, tmp_path / "certs", "late.test")
+        place_cert(ca, tmp_path / "certs", "late.test")
         assert proxy.reload_certs() == {"ok": True, "certificates": 2}
         proxy.put_snapshot(snapshot(route("late.test", be.spec(), tls=True), generation=2))
         c2 = await Client.open(proxy.https_port, ssl=ctx, server_hostname="late.test")
@@ -134,7 +126,7 @@ async def test_wss_tunnel_and_acme_on_the_https_port(
     import websockets
 
     ca = trustme.CA()
-    _place_cert(ca, tmp_path / "certs", "app.test")
+    place_cert(ca, tmp_path / "certs", "app.test")
     proxy = proxy_factory("--no-access-log", data_dir=tmp_path)
     assert proxy.https_port
 

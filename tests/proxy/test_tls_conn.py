@@ -13,19 +13,11 @@ from typing import Any
 import pytest
 import trustme
 
+from tests.certs.tls_peer import place_cert, resumed
 from tests.fixtures.proxy import ProxyProcess
 from tests.proxy.http_peers import Backend, Client, Req, response_bytes, route, snapshot
 
 BIG = 48 * 1024 * 1024  # far above every socket and transport buffer on the way
-
-
-def _place_cert(ca: trustme.CA, certs: Path, name: str) -> None:
-    leaf = ca.issue_cert(name)
-    d = certs / name
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "fullchain.pem").write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
-    (d / "privkey.pem").write_bytes(leaf.private_key_pem.bytes())
-    (d / "privkey.pem").chmod(0o600)
 
 
 def _client_context(ca: trustme.CA) -> ssl.SSLContext:
@@ -43,7 +35,7 @@ def ca() -> trustme.CA:
 def tls_proxy(
     tmp_path: Path, ca: trustme.CA, proxy_factory: Callable[..., ProxyProcess]
 ) -> ProxyProcess:
-    _place_cert(ca, tmp_path / "certs", "app.test")
+    place_cert(ca, tmp_path / "certs", "app.test")
     return proxy_factory("--no-access-log", "--header-timeout", "1", data_dir=tmp_path)
 
 
@@ -75,6 +67,15 @@ class _BioClient:
         self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname="app.test")
         self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, proxy: ProxyProcess, ca: trustme.CA, byte_by_byte: bool) -> _BioClient:
+        """Connect to the proxy's HTTPS port and complete the handshake."""
+        assert proxy.https_port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.https_port)
+        client = cls(_client_context(ca), reader, writer)
+        await client.handshake(byte_by_byte)
+        return client
 
     async def handshake(self, byte_by_byte: bool) -> None:
         while True:
@@ -116,10 +117,8 @@ async def test_handshake_split_byte_by_byte_then_pipelined_records(
 ) -> None:
     async with Backend() as be:
         tls_proxy.put_snapshot(snapshot(route("app.test", be.spec(), tls=True)))
-        assert tls_proxy.https_port is not None
-        reader, writer = await asyncio.open_connection("127.0.0.1", tls_proxy.https_port)
-        client = _BioClient(_client_context(ca), reader, writer)
-        await client.handshake(byte_by_byte=True)
+        client = await _BioClient.open(tls_proxy, ca, byte_by_byte=True)
+        writer = client.writer
         assert client.obj.selected_alpn_protocol() is None  # we offered none
         # Three requests in three TLS records, sent in one TCP write.
         for i in range(3):
@@ -140,21 +139,6 @@ async def test_alpn_is_http11(tls_proxy: ProxyProcess, ca: trustme.CA) -> None:
     c.close()
 
 
-def _resumed(port: int, cafile: str, version: ssl.TLSVersion) -> bool:
-    """Two handshakes with one session; True when the second one resumed it."""
-    ctx = ssl.create_default_context(cafile=cafile)
-    ctx.minimum_version = ctx.maximum_version = version
-    session, reused = None, False
-    for _ in range(2):
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, ctx.wrap_socket(
-            raw, server_hostname="app.test", session=session
-        ) as conn:
-            conn.sendall(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
-            assert conn.recv(100).startswith(b"HTTP/1.1 ")  # TLS 1.3 tickets come here
-            reused, session = bool(conn.session_reused), conn.session
-    return reused
-
-
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
 async def test_session_resumption(
     tls_proxy: ProxyProcess, ca: trustme.CA, tmp_path: Path, version: ssl.TLSVersion
@@ -162,7 +146,9 @@ async def test_session_resumption(
     cafile = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(cafile))
     assert tls_proxy.https_port is not None
-    assert await asyncio.to_thread(_resumed, tls_proxy.https_port, str(cafile), version)
+    assert await asyncio.to_thread(
+        resumed, tls_proxy.https_port, "app.test", cafile, version, b"app.test", b"HTTP/1.1 "
+    )
 
 
 async def test_stalled_handshake_is_closed_and_others_served(
@@ -261,10 +247,8 @@ async def test_request_then_close_notify_still_gets_its_response(
 ) -> None:
     async with Backend() as be:
         tls_proxy.put_snapshot(snapshot(route("app.test", be.spec(), tls=True)))
-        assert tls_proxy.https_port is not None
-        reader, writer = await asyncio.open_connection("127.0.0.1", tls_proxy.https_port)
-        client = _BioClient(_client_context(ca), reader, writer)
-        await client.handshake(byte_by_byte=False)
+        client = await _BioClient.open(tls_proxy, ca, byte_by_byte=False)
+        reader, writer = client.reader, client.writer
         client.obj.write(b"GET /last HTTP/1.1\r\nHost: app.test\r\n\r\n")
         try:
             client.obj.unwrap()  # close_notify right behind the request (TLS 1.3 half-close)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import trustme
 from haloy.certs.keys import key_to_pem, new_key
 from haloy.proxy.snapshot import parse_snapshot
 from haloy.proxy.tls import CertStoreIndex, TlsTerminator
-from tests.certs.tls_peer import client_hello, connect, raw_exchange, tls_server
+from tests.certs.tls_peer import client_hello, connect, raw_exchange, resumed, tls_server
 
 ALERT, HANDSHAKE = 0x15, 0x16
 
@@ -176,28 +175,13 @@ async def test_stalled_handshake_is_dropped_and_others_served(
         writer.close()
 
 
-def _resumed(port: int, name: str, cafile: Path, version: ssl.TLSVersion) -> bool:
-    """Two blocking handshakes; True when the second resumed the first one's session."""
-    ctx = ssl.create_default_context(cafile=str(cafile))
-    ctx.minimum_version = ctx.maximum_version = version
-    session, reused = None, False
-    for _ in range(2):
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, ctx.wrap_socket(
-            raw, server_hostname=name, session=session
-        ) as conn:
-            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert conn.recv(100).startswith(b"HTTP/1.1 200")  # TLS 1.3 tickets come here
-            reused, session = bool(conn.session_reused), conn.session
-    return reused
-
-
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
 async def test_session_resumption_after_sni_switch(
     certs: Path, ca_file: Path, version: ssl.TLSVersion
 ) -> None:
     tls = TlsTerminator(certs)
     async with tls_server(tls) as port:
-        assert await asyncio.to_thread(_resumed, port, "other.test", ca_file, version)
+        assert await asyncio.to_thread(resumed, port, "other.test", ca_file, version)
 
 
 
