@@ -8,9 +8,11 @@ has already accepted.
 
 from __future__ import annotations
 
+from typing import Final
+
 _SIZE, _DATA, _TRAILER = range(3)
 # A chunk-size or trailer line longer than this is hostile (llhttp does not bound them).
-MAX_LINE = 16 * 1024
+MAX_LINE: Final = 16 * 1024
 
 
 class ChunkedEnd:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import httptools
 
@@ -24,11 +24,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("haloy.proxy")
 # Buffered request bytes per connection before we stop reading from the client.
-_HIGH_WATER = 256 * 1024
-_LINE_ENDS = frozenset((b" HTTP/1.1", b" HTTP/1.0"))
-_CRLF = b"\r\n"
+_HIGH_WATER: Final = 256 * 1024
+_LINE_ENDS: Final = frozenset((b" HTTP/1.1", b" HTTP/1.0"))
+_CRLF: Final = b"\r\n"
 # Field blocks up to this size are remembered per connection to skip the scan of a repeat.
-_FIELDS_CACHE_MAX = 4096
+_FIELDS_CACHE_MAX: Final = 4096
 
 
 class _Reject(Exception):
@@ -417,7 +417,9 @@ class ClientProtocol(ClientConnection):
         service = self.service
         self.served = True  # a drain may close this connection once it is quiet
         if ex.counted:  # service.finished(), inlined: this runs once per request
-            ex.backend.inflight -= 1  # type: ignore[union-attr]
+            backend = ex.backend
+            assert backend is not None  # (narrowed: the compiled build reads it natively)
+            backend.inflight -= 1
             ex.counted = False
         if service.observers:
             service.finished(ex)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import httptools
 
@@ -18,18 +18,18 @@ if TYPE_CHECKING:
     from haloy.proxy.service import ProxyService
     from haloy.proxy.upstream import UpstreamProtocol
 
-INF = float("inf")
+INF: Final = float("inf")
 # Pause reasons (a bit set: reading resumes when no reason is left).
-P_UPSTREAM = 1  # the backend is not reading the request body fast enough
-P_QUEUE = 2  # pipelined requests or a body wait behind the current exchange
+P_UPSTREAM: Final = 1  # the backend is not reading the request body fast enough
+P_QUEUE: Final = 2  # pipelined requests or a body wait behind the current exchange
 # After our close frame, the backend has this long to answer it and close before both sides
 # are closed hard (RFC 6455 §7.1.1 lets the server close the TCP connection first).
-WS_CLOSE_FALLBACK = 3.0
+WS_CLOSE_FALLBACK: Final = 3.0
 # After an error answer the client may still be sending (a body, pipelined requests): closing
 # with unread input makes the kernel send a reset, which can destroy the answer before the
 # client reads it. So the write side is shut and input is read and dropped this long (as
 # nginx's lingering close), or until the client closes.
-LINGER = 2.0
+LINGER: Final = 2.0
 
 
 class ClientConnection(asyncio.Protocol):
@@ -46,9 +46,7 @@ class ClientConnection(asyncio.Protocol):
     pos = 0  # offset in `data` of the first byte not yet assigned to a message
     fwd_host = b""  # the Host that `fwd_tail` (our X-Forwarded-* fields) was built for
     fwd_tail = b""
-    deadline = INF
     timer: asyncio.TimerHandle | None = None
-    timer_at = INF  # when `timer` fires (INF: not armed); cheaper than timer.when()
     client_ip = b"unknown"
     loopback = False
     ws: FrameTracker | None = None  # client->backend frames of a WebSocket tunnel
@@ -67,6 +65,9 @@ class ClientConnection(asyncio.Protocol):
         self.stopped = False  # no more requests are read on this connection
         self.paused = 0
         self.writing_paused = False
+        # Set here, not on the class: mypyc compiles only literal class-level defaults.
+        self.deadline = INF
+        self.timer_at = INF  # when `timer` fires (INF: not armed); cheaper than timer.when()
         self.tunnel: UpstreamProtocol | None = None
         self.pending_tunnel: list[bytes] | None = None
         self.carry = b""  # the start of a head that continues in the next read

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from haloy.proxy.chunked import ChunkedEnd
@@ -10,9 +10,9 @@ if TYPE_CHECKING:
     from haloy.proxy.routes import BackendState, RouteEntry
     from haloy.proxy.upstream import UpstreamProtocol
 
-PROXY = 0  # an app route
-API = 1  # the haloyd API (503 when down)
-ACME = 2  # the ACME HTTP-01 challenge responder
+PROXY: Final = 0  # an app route
+API: Final = 1  # the haloyd API (503 when down)
+ACME: Final = 2  # the ACME HTTP-01 challenge responder
 
 
 class Exchange:
@@ -31,7 +31,7 @@ class Exchange:
     upgrade: bytes | None = None
     head = b""  # the rewritten head, kept for one retry of a body-less request
     out_size = 0
-    kind = PROXY
+    kind = 0  # PROXY (a literal: mypyc compiles only literal class-level defaults)
     entry: RouteEntry | None = None
     backend: BackendState | None = None
     counted = False  # backend.inflight was incremented for this exchange

@@ -9,8 +9,9 @@ Transfer-Encoding and Content-Length stay: the body is forwarded with the framin
 from __future__ import annotations
 
 import re
+from typing import Final
 
-_DROP = frozenset(
+_DROP: Final = frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -25,12 +26,12 @@ _DROP = frozenset(
     }
 )
 # Connection tokens that name no header to strip.
-_CONNECTION_OPTIONS = frozenset({b"close", b"keep-alive", b"upgrade"})
+_CONNECTION_OPTIONS: Final = frozenset({b"close", b"keep-alive", b"upgrade"})
 
 
 # Field names the rewrite looks at; every other field is forwarded untouched.
 _HOST, _XFF, _TE, _CL, _CONN, _DROPPED = range(6)
-_SPECIAL = {
+_SPECIAL: Final = {
     b"host": _HOST,
     b"x-forwarded-for": _XFF,
     b"transfer-encoding": _TE,
@@ -38,7 +39,7 @@ _SPECIAL = {
     b"connection": _CONN,
     **{name: _DROPPED for name in _DROP if name != b"connection"},
 }
-_REQUEST_LINE_END = {b"1.1": b" HTTP/1.1\r\n", b"1.0": b" HTTP/1.0\r\n"}
+_REQUEST_LINE_END: Final = {b"1.1": b" HTTP/1.1\r\n", b"1.0": b" HTTP/1.0\r\n"}
 
 
 # (head, host, chunked, has_body, error): a plain tuple, built once per request on the hot path;
@@ -120,20 +121,20 @@ def rewrite_request(
 
 # Every field name the rewrite cares about, found in one pass over the raw head (a field line
 # starts after CRLF; llhttp already rejected obs-fold, bare LF and whitespace before the colon).
-_SPECIAL_PATTERN = (
+_SPECIAL_PATTERN: Final = (
     rb"\r\n(host|content-length|transfer-encoding|x-forwarded-for|x-forwarded-proto"
     rb"|x-forwarded-host|x-real-ip|connection|keep-alive|proxy-connection|proxy-authorization"
     rb"|te|trailer|upgrade):[ \t]*([^\r]*)"
 )
 # Long heads are lower-cased first: sre matches case-sensitively about twice as fast, which
 # outweighs the copy above a few hundred bytes.
-_SPECIAL_RE = re.compile(_SPECIAL_PATTERN)
-_SPECIAL_I_RE = re.compile(_SPECIAL_PATTERN, re.IGNORECASE)
-_LOWER_ABOVE = 256
+_SPECIAL_RE: Final = re.compile(_SPECIAL_PATTERN)
+_SPECIAL_I_RE: Final = re.compile(_SPECIAL_PATTERN, re.IGNORECASE)
+_LOWER_ABOVE: Final = 256
 # Connection values that name no field to strip (one token; a list goes the rebuild way).
-_PLAIN_CONNECTION = frozenset({b"close", b"keep-alive"})
-_FRAMING = frozenset({b"host", b"content-length", b"transfer-encoding"})
-_OWS = b" \t"
+_PLAIN_CONNECTION: Final = frozenset({b"close", b"keep-alive"})
+_FRAMING: Final = frozenset({b"host", b"content-length", b"transfer-encoding"})
+_OWS: Final = b" \t"
 
 # (head, url, host, body, upgrade, error) for a raw head: `head` is b"" when only the forwarded
 # fields must be appended (the caller adds them), `body` is the Content-Length or -1 (chunked).
@@ -210,7 +211,7 @@ def forwarded_tail(client_ip: bytes, scheme: bytes, host: bytes) -> bytes:
     )
 
 
-_RESPONSE_CONN_RE = re.compile(rb"\r\n(?:connection|keep-alive):[^\r]*", re.IGNORECASE)
+_RESPONSE_CONN_RE: Final = re.compile(rb"\r\n(?:connection|keep-alive):[^\r]*", re.IGNORECASE)
 
 
 def close_response(buf: bytes, heads: int) -> bytes:

@@ -10,10 +10,10 @@ arms a timer of its own for the remaining fraction of a second if it is not ther
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Final
 
 # Buckets per second: a bucket's timer fires at the earliest deadline it may hold.
-_PER_SECOND = 4
+_PER_SECOND: Final = 4
 
 
 class HeadWatch:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from haloy.proxy.snapshot import Endpoint, Route, Snapshot
+
+if TYPE_CHECKING:
+    from haloy.proxy.upstream import UpstreamProtocol
 
 BackendKey = tuple[str, int, str]
 
@@ -40,8 +43,8 @@ class BackendState:
         self.ejected_until = 0.0
         self.inflight = 0
         self.requests = 0
-        self.idle: list[Any] = []  # pooled UpstreamProtocol, most recent last (LIFO)
-        self.tunnels: set[Any] = set()
+        self.idle: list[UpstreamProtocol] = []  # pooled, most recent last (LIFO)
+        self.tunnels: set[UpstreamProtocol] = set()
 
     @property
     def key(self) -> BackendKey:

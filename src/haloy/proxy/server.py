@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from haloy.errors import ConfigError
+from haloy.proxy import NATIVE
 from haloy.proxy.access_log import AccessLog
 from haloy.proxy.client import ClientProtocol
 from haloy.proxy.connection import ClientConnection
@@ -130,7 +131,9 @@ async def serve(opts: ServeOptions, ready: asyncio.Event | None = None) -> None:
 
     servers = [
         await _listen(
-            lambda: ClientProtocol(service, b"http"), opts.http_listen, opts.reuse_port,
+            # partial, not a lambda: uvloop calls the (compiled) class without a Python frame.
+            functools.partial(ClientProtocol, service, b"http"), opts.http_listen,
+            opts.reuse_port,
             "--http-listen", fd=opts.listen_fds.get("http"),
         )
     ]
@@ -171,6 +174,8 @@ async def serve(opts: ServeOptions, ready: asyncio.Event | None = None) -> None:
                             "SIGHUP ignored: send it to the supervisor (haloy-proxy --supervise)")
     ports = " ".join(f"{s.sockets[0].getsockname()}" for s in servers)
     log.info("haloy-proxy listening on %s, control %s", ports, opts.control_socket)
+    mode, why = NATIVE
+    (log.warning if mode == "stale" else log.info)("hot path: %s (%s)", mode, why)
     print(f"haloy-proxy ready {ports}", file=sys.stderr, flush=True)
     if ready is not None:
         ready.set()

@@ -11,8 +11,9 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Final
 
+from haloy.proxy import NATIVE
 from haloy.proxy.exchange import ACME, API, PROXY, Exchange
 from haloy.proxy.head_watch import HeadWatch
 from haloy.proxy.limits import Limits
@@ -30,9 +31,9 @@ from haloy.proxy.snapshot import Snapshot
 from haloy.proxy.upstream import UpstreamProtocol
 
 log = logging.getLogger("haloy.proxy")
-ACME_PREFIX = b"/.well-known/acme-challenge/"
+ACME_PREFIX: Final = b"/.well-known/acme-challenge/"
 # Resolution of ProxyService.clock (s): how late a keep-alive or response deadline may fire.
-CLOCK_TICK = 0.05
+CLOCK_TICK: Final = 0.05
 Observer = Callable[[Exchange], None]
 
 
@@ -378,6 +379,7 @@ class ProxyService:
             "config_hash": table.config_hash,
             "generation": table.generation,
             "uptime": round(time.time() - self.started_wall, 3),
+            "hot_path": NATIVE[0],  # compiled (mypyc) or pure Python: native.py
             "connections": len(self.clients),
             "listen": self.ports,
             "upstream_errors": dict(self.upstream_errors),

@@ -21,14 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import Any
+from typing import Any, Final
 
 from haloy.proxy.client import ClientProtocol
 from haloy.proxy.service import ProxyService
 
 log = logging.getLogger("haloy.proxy.tls")
 # Plaintext asked for per read: above a TLS record's 16 KiB, so one call takes a whole record.
-_READ = 65536
+_READ: Final = 65536
 
 
 class TlsTransport(asyncio.Transport):

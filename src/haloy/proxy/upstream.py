@@ -8,7 +8,7 @@ ended cleanly, both sides wanted keep-alive, no extra bytes followed it and it i
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import httptools
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from haloy.proxy.exchange import Exchange
     from haloy.proxy.service import ProxyService
 
-_INF = float("inf")
+_INF: Final = float("inf")
 
 
 class _HeadResponseDone(Exception):

@@ -91,5 +91,5 @@ def close_frame(code: int = GOING_AWAY, reason: bytes = b"", masked: bool = True
     if not masked:
         return bytes((0x80 | _OP_CLOSE, len(payload))) + payload
     key = os.urandom(4)
-    body = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    body = bytes([b ^ key[i % 4] for i, b in enumerate(payload)])
     return bytes((0x80 | _OP_CLOSE, 0x80 | len(payload))) + key + body
