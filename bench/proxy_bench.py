@@ -126,9 +126,13 @@ def versions() -> str:
     commit = _first_line(["git", "-C", str(root), "rev-parse", "--short", "HEAD"])
     dirty = _first_line(["git", "-C", str(root), "status", "--porcelain", "src/haloy/proxy"])
     state = " + uncommitted changes in src/haloy/proxy" if dirty not in ("", "?") else ""
+    # The same PYTHONPATH as the haloy-proxy process we start: the build it imports.
+    import haloy.proxy
+
+    mode, _ = haloy.proxy.NATIVE
     return "; ".join(
         [
-            f"haloy {commit}{state} on Python {platform.python_version()}",
+            f"haloy {commit}{state} ({mode} hot path) on Python {platform.python_version()}",
             _first_line(["nginx", "-v"]).replace("nginx version: ", ""),
             " ".join(_first_line(["haproxy", "-v"]).split()[:3]),
             "caddy " + _first_line(["caddy", "version"]).split()[0],

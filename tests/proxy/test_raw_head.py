@@ -22,15 +22,23 @@ def _wire_head(path: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
 
 
 def _forwarded(raw: bytes, upgrading: bool = False) -> bytes:
-    head, _, host, _, _, error = rewrite_raw(raw, b"1.1", b"203.0.113.9", b"https", upgrading)
+    head, _, host, _, _, error, cut = rewrite_raw(
+        raw, b"1.1", b"203.0.113.9", b"https", upgrading
+    )
     assert error == ""
-    return head or raw[:-2] + forwarded_tail(b"203.0.113.9", b"https", host)
+    head = head or raw[:-2] + forwarded_tail(b"203.0.113.9", b"https", host)
+    if cut is not None:
+        # What the client builds from a cached verdict (client.py) is the same head.
+        start, end = cut
+        kept = raw[:start] + raw[end:-2] if end else raw[:-2]
+        assert kept + forwarded_tail(b"203.0.113.9", b"https", host) == head
+    return head
 
 
 def test_plain_head_is_forwarded_as_received() -> None:
     raw = b"GET /a?b HTTP/1.1\r\nHost: a.com\r\nAccept: */*\r\nContent-Length: 3\r\n\r\n"
-    head, url, host, body, upgrade, error = rewrite_raw(raw, b"1.1", b"9.9.9.9", b"http", False)
-    assert (head, url, host, body, upgrade, error) == (b"", b"/a?b", b"a.com", 3, None, "")
+    got = rewrite_raw(raw, b"1.1", b"9.9.9.9", b"http", False)
+    assert got == (b"", b"/a?b", b"a.com", 3, None, "", (0, 0))
     assert _forwarded(raw).startswith(raw[:-2] + b"X-Forwarded-For: 203.0.113.9\r\n")
 
 
@@ -67,7 +75,8 @@ def test_plain_connection_field_is_cut_like_the_rewrite(fields: list[tuple[bytes
 
 def test_upgrade_head_is_rebuilt() -> None:
     raw = b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
-    head, _, _, _, upgrade, _ = rewrite_raw(raw, b"1.1", b"1", b"http", True)
+    head, _, _, _, upgrade, _, cut = rewrite_raw(raw, b"1.1", b"1", b"http", True)
+    assert cut is None  # rebuilt: never cached
     assert upgrade == b"websocket"
     assert b"Connection: upgrade\r\nUpgrade: websocket\r\n" in head
 

@@ -18,6 +18,7 @@ from haloy.proxy.exchange import Exchange
 from haloy.proxy.forward import forwarded_tail, rewrite_raw
 from haloy.proxy.pages import error_response
 from haloy.proxy.service import ACME_PREFIX as _ACME_PREFIX
+from haloy.proxy.service import Verdict
 
 if TYPE_CHECKING:
     from haloy.proxy.upstream import UpstreamProtocol
@@ -27,6 +28,8 @@ log = logging.getLogger("haloy.proxy")
 _HIGH_WATER: Final = 256 * 1024
 _LINE_ENDS: Final = frozenset((b" HTTP/1.1", b" HTTP/1.0"))
 _CRLF: Final = b"\r\n"
+# What a closed connection's parser is replaced with (one with no callbacks into us).
+_NO_PARSER: Final = httptools.HttpRequestParser(object())
 # Field blocks up to this size are remembered per connection to skip the scan of a repeat.
 _FIELDS_CACHE_MAX: Final = 4096
 
@@ -41,11 +44,10 @@ class _Reject(Exception):
 class ClientProtocol(ClientConnection):
     """One client connection (plain or TLS): parse, route, queue and forward requests."""
 
-    # The previous head's field block (from its request line's CRLF on) and what the scan
-    # found in it; b"" never matches a real head. Class-level defaults, as in ClientConnection.
+    # The previous head's field block (from its request line's CRLF on) and the verdict on
+    # it; b"" never matches a real head. Class-level defaults, as in ClientConnection.
     fields = b""
-    fields_host = b""
-    fields_body = 0
+    verdict: Verdict = (b"", 0, 0, 0)
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -162,6 +164,9 @@ class ClientProtocol(ClientConnection):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        # The parser holds our bound callbacks: without this cycle the connection is freed
+        # at once, not by a garbage collection (fewer collections per accepted connection).
+        self.parser = _NO_PARSER
         if self.watch_key:
             self.service.head_watch.discard(self)
         if self.timer is not None:
@@ -229,34 +234,57 @@ class ClientProtocol(ClientConnection):
         if method == b"CONNECT":
             raise _Reject(405)
         upgrading = parser.should_upgrade()
+        service = self.service
+        # The verdict on a field block (everything from the request line's CRLF on) holds for
+        # any head with the same block: Host, framing, the hop-by-hop line to cut. Keep-alive
+        # clients repeat their fields (checked against this connection's last block with one
+        # endswith); new connections of the same client software repeat them across
+        # connections (a service-wide dict). A head with an Upgrade is never cached.
         fields = self.fields
+        verdict: Verdict | None = None
         if len(raw) - le == len(fields) and raw.endswith(fields) and not upgrading:
-            # The same fields as this connection's previous head (keep-alive clients repeat
-            # theirs): the same Host, framing and verdict, so skip the scan.
-            host = self.fields_host
-            body = self.fields_body
+            verdict = self.verdict
+        elif not upgrading and len(raw) - le <= _FIELDS_CACHE_MAX:
+            fields = raw[le:]
+            verdict = service.verdicts.get(fields)
+            if verdict is not None:
+                self.fields = fields
+                self.verdict = verdict
+        if verdict is not None:
+            host, body, cut, cut_end = verdict
             # llhttp checked "METHOD SP target SP HTTP/1.x" (it tolerates extra spaces).
             url = raw[len(method) + 1 : le - 9].strip(b" ")
             head = b""
             upgrade = None
         else:
-            head, url, host, body, upgrade, error = rewrite_raw(
+            head, url, host, body, upgrade, error, span = rewrite_raw(
                 raw, raw[le - 3 : le], self.client_ip, self.scheme, upgrading, le
             )
             if error:
                 raise _Reject(400)
-            if not head and host and not upgrading and len(raw) - le <= _FIELDS_CACHE_MAX:
-                self.fields = raw[le:]
-                self.fields_host = host
-                self.fields_body = body
+            cut = cut_end = 0
+            if span is not None and host and not upgrading and len(raw) - le <= _FIELDS_CACHE_MAX:
+                cut, cut_end = span
+                if cut_end:
+                    cut -= le
+                    cut_end -= le
+                verdict = (host, body, cut, cut_end)
+                self.fields = fields  # raw[le:], sliced above for the lookup
+                self.verdict = verdict
+                service.remember_verdict(fields, verdict)
+                head = b""  # built below, as for a cached verdict
         if le > self.limits.max_url_bytes and len(url) > self.limits.max_url_bytes:
             raise _Reject(414)
         if not head:
-            # Forward the head as received, plus our fields (built once per Host).
+            # Forward the head as received (minus a cut line), plus our fields (built once
+            # per connection and Host).
             if host != self.fwd_host or not self.fwd_tail:
                 self.fwd_host = host
                 self.fwd_tail = forwarded_tail(self.client_ip, self.scheme, host)
-            head = raw[:-2] + self.fwd_tail
+            if cut_end:
+                head = raw[: le + cut] + raw[le + cut_end : -2] + self.fwd_tail
+            else:
+                head = raw[:-2] + self.fwd_tail
         ex.url = url
         ex.host = host
         if upgrade is not None:
@@ -268,7 +296,6 @@ class ClientProtocol(ClientConnection):
             ex.body_left = body
         # The common case of ProxyService.route, inlined: a canonical host on plain HTTP that
         # needs no redirect, no ACME path, no observers (they want a start time).
-        service = self.service
         table = service.table
         match = table.hosts.get(host)
         if (

@@ -136,9 +136,13 @@ _PLAIN_CONNECTION: Final = frozenset({b"close", b"keep-alive"})
 _FRAMING: Final = frozenset({b"host", b"content-length", b"transfer-encoding"})
 _OWS: Final = b" \t"
 
-# (head, url, host, body, upgrade, error) for a raw head: `head` is b"" when only the forwarded
-# fields must be appended (the caller adds them), `body` is the Content-Length or -1 (chunked).
-RawHead = tuple[bytes, bytes, bytes, int, "bytes | None", str]
+# (head, url, host, body, upgrade, error, cut) for a raw head: `head` is b"" when only the
+# forwarded fields must be appended (the caller adds them), `body` is the Content-Length or -1
+# (chunked). `cut` is the span of the one hop-by-hop line cut out of the head as received,
+# (0, 0) if none, None if the head was rebuilt or is malformed: with the same field block,
+# any head gets the same verdict (the caller caches it).
+RawHead = tuple[bytes, bytes, bytes, int, "bytes | None", str, "tuple[int, int] | None"]
+_NO_CUT: Final = (0, 0)
 
 
 def rewrite_raw(
@@ -175,12 +179,12 @@ def rewrite_raw(
         else:
             slow = True
     if hosts > 1:
-        return (b"", url, host, body, None, "more than one Host header")
+        return (b"", url, host, body, None, "more than one Host header", None)
     if hosts == 0 and version == b"1.1":
-        return (b"", url, host, body, None, "missing Host header")
+        return (b"", url, host, body, None, "missing Host header", None)
     if not slow:
         if conns == 0:
-            return (b"", url, host, body, None, "")
+            return (b"", url, host, body, None, "", _NO_CUT)
         if conns == 1:
             # Common (browsers send "Connection: keep-alive", wrk/curl "close"): the one
             # hop-by-hop line is cut out of the head as received, the rest stays byte for byte.
@@ -188,7 +192,7 @@ def rewrite_raw(
             end = raw.find(b"\r\n", start + 2)
             return (
                 raw[:start] + raw[end:-2] + forwarded_tail(client_ip, scheme, host),
-                url, host, body, None, "",
+                url, host, body, None, "", (start, end),
             )
     # Rare: hop-by-hop or forwarding fields to drop or merge; rebuild from the field lines.
     line = raw[:le]
@@ -200,7 +204,7 @@ def rewrite_raw(
     head = rewrite_request(
         line[: line.find(b" ")], url, version, headers, client_ip, scheme, upgrade
     )[0]
-    return (head, url, host, body, upgrade, "")
+    return (head, url, host, body, upgrade, "", None)
 
 
 def forwarded_tail(client_ip: bytes, scheme: bytes, host: bytes) -> bytes:

@@ -6,6 +6,11 @@ interpreter's share of a proxied request (docs/proxy.md, "Compiled hot path"). T
 the truth: a build records their digest, and if any of them changed since (an edit in a
 checkout), or `HALOY_PROXY_PURE=1` is set, the package imports the `.py` files instead of the
 stale extension modules. Nothing here may import the rest of haloy: setup.py loads this file.
+
+Rules for the compiled modules (tests run them both ways, `scripts/test`): no weak references
+to their objects (a compiled class does not clear them when an object is freed: a WeakSet of
+protocols crashed the process), no wrapping or replacing their methods at run time, and
+class-level attribute defaults only as literals (others are set in `__init__`).
 """
 
 from __future__ import annotations

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import signal
 import socket
 import sys
-import weakref
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,21 +137,11 @@ async def serve(opts: ServeOptions, ready: asyncio.Event | None = None) -> None:
             "--http-listen", fd=opts.listen_fds.get("http"),
         )
     ]
-    # TLS connections accepted but not yet through their handshake are not clients yet; a
-    # draining worker must not exit under them.
-    handshaking: weakref.WeakSet[ClientProtocol] = weakref.WeakSet()
-
     if opts.https_listen is not None and tls is not None:
-        context = tls.server_context
-
-        def https_protocol() -> ClientProtocol:
-            proto = TlsClientProtocol(service, context)
-            handshaking.add(proto)
-            return proto
-
         servers.append(
             await _listen(
-                https_protocol, opts.https_listen, opts.reuse_port, "--https-listen",
+                functools.partial(TlsClientProtocol, service, tls.server_context),
+                opts.https_listen, opts.reuse_port, "--https-listen",
                 fd=opts.listen_fds.get("https"),
             )
         )
@@ -172,6 +162,9 @@ async def serve(opts: ServeOptions, ready: asyncio.Event | None = None) -> None:
     # A worker must not die of a stray SIGHUP (its default action): reloads go to the supervisor.
     loop.add_signal_handler(signal.SIGHUP, log.warning,
                             "SIGHUP ignored: send it to the supervisor (haloy-proxy --supervise)")
+    # What starting made (modules, certificates, the route table) lives as long as the
+    # process: frozen, the collector no longer walks it on each full collection.
+    gc.freeze()
     ports = " ".join(f"{s.sockets[0].getsockname()}" for s in servers)
     log.info("haloy-proxy listening on %s, control %s", ports, opts.control_socket)
     mode, why = NATIVE
@@ -180,7 +173,7 @@ async def serve(opts: ServeOptions, ready: asyncio.Event | None = None) -> None:
     if ready is not None:
         ready.set()
     await stop.wait()
-    await shutdown(service, servers, opts.limits.shutdown_timeout, handshaking)
+    await shutdown(service, servers, opts.limits.shutdown_timeout)
     await control.close()
     if metrics_server is not None:
         await metrics_server.close()
@@ -192,7 +185,6 @@ async def shutdown(
     service: ProxyService,
     servers: list[asyncio.Server],
     deadline: float,
-    handshaking: Collection[ClientConnection] = (),
 ) -> None:
     """Stop accepting, let in-flight exchanges finish within `deadline`, then close the rest.
 
@@ -208,7 +200,9 @@ async def shutdown(
     quiet: dict[object, tuple[float, float]] = {}  # client -> (its deadline, first seen idle)
     for client in list(service.clients):
         _each(client, client.begin_drain)
-    while (service.clients or _handshaking(handshaking)) and loop.time() < end:
+    # TLS connections still in their handshake are not clients yet; the worker must not
+    # exit under them either.
+    while (service.clients or service.handshaking) and loop.time() < end:
         now = loop.time()
         for client in list(service.clients):
             _each(client, functools.partial(_drain_step, client, quiet, now))
@@ -256,10 +250,6 @@ def _each(client: ClientConnection, step: Callable[[], None]) -> None:
         log.exception("draining a connection failed; dropping it")
         if client.transport is not None:
             client.transport.abort()
-
-
-def _handshaking(protocols: Collection[ClientConnection]) -> bool:
-    return any(p.transport is None and not p.closed for p in list(protocols))
 
 
 def set_reuse_port_supported() -> bool:

@@ -35,6 +35,13 @@ ACME_PREFIX: Final = b"/.well-known/acme-challenge/"
 # Resolution of ProxyService.clock (s): how late a keep-alive or response deadline may fire.
 CLOCK_TICK: Final = 0.05
 Observer = Callable[[Exchange], None]
+# What a request head's field block says, the same for every head with that block (client.py):
+# (Host, Content-Length or -1 for chunked, offsets from the request line's CRLF of the one
+# hop-by-hop line to cut out, (0, 0) for none).
+Verdict = tuple[bytes, int, int, int]
+# Field blocks remembered across connections; the dict is emptied when full (a client cycling
+# through distinct heads costs one scan per head, as without the cache).
+VERDICTS_MAX: Final = 256
 
 
 class ProxyService:
@@ -62,12 +69,24 @@ class ProxyService:
         self.registry = BackendRegistry()
         self.table: RouteTable = compile_table(Snapshot(), self.registry)
         self.clients: set[Any] = set()
+        # TLS connections accepted and still in their handshake (tls_conn.py). A plain set,
+        # not weak references: the compiled protocol classes do not clear weak references
+        # when they are freed.
+        self.handshaking: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.holds: dict[bytes, deque[Exchange]] = {}
         self.upstream_errors: Counter[str] = Counter()
         self.started_wall = time.time()
         self.on_snapshot: list[Callable[[Snapshot], None]] = []
         self.ports: dict[str, int] = {}  # bound listener ports, reported by status
+        self.verdicts: dict[bytes, Verdict] = {}  # field block -> verdict (client.py)
+
+    def remember_verdict(self, fields: bytes, verdict: Verdict) -> None:
+        """Keep the verdict on a field block for the next connection that sends it."""
+        verdicts = self.verdicts
+        if len(verdicts) >= VERDICTS_MAX:
+            verdicts.clear()
+        verdicts[fields] = verdict
 
     # -- snapshots -------------------------------------------------------------------------
     def put_snapshot(self, snapshot: Snapshot) -> RouteTable:

@@ -13,7 +13,7 @@ protocol). The plain HTTP listener keeps using `ClientProtocol` itself and pays 
 Handshake: driven from data_received; the connection is filed in the service's header-deadline
 buckets, so a client stalling mid-handshake is closed at `header_timeout` as before. Until the
 handshake completes the HTTP side has no transport (`transport is None`): the connection is
-not a client yet (drain counts it as handshaking, `server.py`).
+not a client yet (it is in `service.handshaking`, which a draining worker waits for).
 """
 
 from __future__ import annotations
@@ -154,6 +154,7 @@ class TlsClientProtocol(ClientProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.tcp = transport  # type: ignore[assignment]
         service = self.service
+        service.handshaking.add(self)
         now = service.clock or service.start_clock()
         # The handshake gets header_timeout, as the head after it (uvloop's handshake timeout).
         self.deadline = deadline = now + self.limits.header_timeout
@@ -203,6 +204,7 @@ class TlsClientProtocol(ClientProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.transport is None:  # never got through the handshake: not a client
             self.closed = True
+            self.service.handshaking.discard(self)
             if self.watch_key:
                 self.service.head_watch.discard(self)
             return
@@ -222,8 +224,10 @@ class TlsClientProtocol(ClientProtocol):
             return False
         if self.outgoing.pending:  # the last flight, TLS 1.3 session tickets
             self._send()
+        service = self.service
+        service.handshaking.discard(self)
         if self.watch_key:
-            self.service.head_watch.discard(self)
+            service.head_watch.discard(self)
         assert self.tcp is not None
         ClientProtocol.connection_made(self, TlsTransport(self.tcp, self.sslobj, self.outgoing))
         return not self.closed
@@ -248,6 +252,7 @@ class TlsClientProtocol(ClientProtocol):
             self.transport.abort()
             return
         self.closed = True  # a failed handshake no longer holds a draining worker
+        self.service.handshaking.discard(self)
         if self.outgoing.pending:
             self._send()  # the alert says why
         if self.tcp is not None:

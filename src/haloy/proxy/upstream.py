@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from haloy.proxy.service import ProxyService
 
 _INF: Final = float("inf")
+_NO_PARSER: Final = httptools.HttpResponseParser(object())  # a closed connection's
 
 
 class _HeadResponseDone(Exception):
@@ -125,6 +126,7 @@ class UpstreamProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.parser = _NO_PARSER  # breaks the parser <-> protocol cycle (see ClientProtocol)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
