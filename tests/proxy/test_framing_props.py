@@ -129,3 +129,59 @@ def test_any_read_split_forwards_the_same_requests(
     assert not cl_t.closed and backend.inflight == 0 and len(backend.idle) == 1
     for h in list(svc.tasks):
         h.cancel()
+
+
+class _Peer(FakeTransport):
+    def __init__(self, ip: str) -> None:
+        super().__init__()
+        self.ip = ip
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return (self.ip, 40000) if name == "peername" else default
+
+
+def _forward(svc: ProxyService, head: bytes, ip: str) -> bytes:
+    """What the backend receives for `head` sent on a new connection from `ip`."""
+    backend = svc.table.entries[0].active[0]
+    up = UpstreamProtocol(svc, backend)
+    up_t = FakeTransport()
+    up.connection_made(up_t)  # type: ignore[arg-type]
+    up.park()
+    client = ClientProtocol(svc, b"http")
+    cl_t = _Peer(ip)
+    client.connection_made(cl_t)  # type: ignore[arg-type]
+    client.data_received(head)
+    up.data_received(RESPONSE)
+    assert bytes(cl_t.data).startswith(b"HTTP/1.1 200")
+    client.connection_lost(None)
+    return bytes(up_t.data)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        b"Host: app.test\r\n",
+        b"Host: app.test\r\nConnection: close\r\n",
+        b"Host: app.test\r\nAccept: */*\r\nconnection: Keep-Alive\r\nCookie: a=1\r\n",
+        b"Host: app.test\r\nContent-Length: 3\r\n",
+        b"Host: app.test\r\nConnection: close, x-a\r\nX-A: 1\r\n",  # rebuilt: never cached
+        b"Host: app.test\r\nX-Forwarded-For: 10.0.0.1\r\n",  # merged: never cached
+    ],
+)
+def test_a_field_block_verdict_is_shared_across_connections(loop: Any, fields: bytes) -> None:
+    """A second connection sending the same fields skips the scan (ProxyService.verdicts) and
+    forwards what a scan would have: the same head, with its own X-Forwarded-For."""
+    svc = ProxyService(loop)
+    svc.put_snapshot(parse_snapshot({"routes": [{"app": "a", "domain": "app.test", "backends": [
+        {"address": "127.0.0.1", "port": 1}]}]}))
+    body = b"abc" if b"Content-Length" in fields else b""
+    head = b"POST /p?q HTTP/1.1\r\n" + fields + b"\r\n" + body
+    first = _forward(svc, head, "192.0.2.1")
+    cached = len(svc.verdicts) == 1
+    second = _forward(svc, head, "198.51.100.2")
+    assert second == first.replace(b"192.0.2.1", b"198.51.100.2")
+    assert b"onnection" not in first.split(b"\r\n\r\n")[0].lower().replace(b"x-a", b"")
+    rebuilt = b"x-a" in fields or b"X-Forwarded-For" in fields
+    assert cached == (not rebuilt)
+    for h in list(svc.tasks):
+        h.cancel()
