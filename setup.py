@@ -19,6 +19,7 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 PACKAGE_DIR = ROOT / "src" / "haloy" / "proxy"
+GROUP = "haloy_proxy"  # the shared library: haloy_proxy__mypyc (native.SHARED_LIBRARY)
 
 
 def _native():  # type: ignore[no-untyped-def]
@@ -52,6 +53,14 @@ def ext_modules() -> list:  # type: ignore[type-arg]
         return []
     from mypyc.build import mypycify
 
+    try:
+        return _mypycify(mypycify)
+    except BaseException as exc:  # mypyc exits (SystemExit) on a type error: stay installable
+        print(f"haloy: compiling haloy-proxy failed, pure Python: {exc!r}", file=sys.stderr)
+        return []
+
+
+def _mypycify(mypycify):  # type: ignore[no-untyped-def]
     return mypycify(
         [
             # The build environment may lack haloy's runtime dependencies; their types are
@@ -63,7 +72,7 @@ def ext_modules() -> list:  # type: ignore[type-arg]
         ],
         opt_level="3",
         debug_level="0",
-        group_name="haloy_proxy",
+        group_name=GROUP,
         target_dir="build/mypyc",
     )
 
@@ -78,6 +87,9 @@ class BuildExt(build_ext):
         super().finalize_options()
 
     def run(self) -> None:
+        target = PACKAGE_DIR if self.inplace else Path(self.build_lib, "haloy", "proxy")
+        # A skipped or failed build must not leave an earlier one looking current.
+        (target / native.DIGEST_FILE).unlink(missing_ok=True)
         if not self.extensions:
             return
         try:
@@ -85,7 +97,6 @@ class BuildExt(build_ext):
         except Exception as exc:  # a broken toolchain must not make haloy uninstallable
             print(f"haloy: compiling haloy-proxy failed, pure Python: {exc}", file=sys.stderr)
             return
-        target = PACKAGE_DIR if self.inplace else Path(self.build_lib, "haloy", "proxy")
         target.mkdir(parents=True, exist_ok=True)
         (target / native.DIGEST_FILE).write_text(native.sources_digest(str(PACKAGE_DIR)) + "\n")
 

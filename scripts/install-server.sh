@@ -4,7 +4,7 @@
 #
 #   sudo scripts/install-server.sh [--api-domain api.example.com]
 #   sudo scripts/install-server.sh --version 0.2.0          # from the package index
-#   sudo scripts/install-server.sh --wheel dist/haloy-0.1.0-py3-none-any.whl
+#   sudo scripts/install-server.sh --wheel dist/haloy-0.1.0-cp311-cp311-linux_x86_64.whl
 #
 # Options:
 #   --version V       install haloy==V from the package index
@@ -97,8 +97,12 @@ if [ -z "$WHEEL" ] && [ -z "$VERSION" ]; then
 checkout beside this script (give --version X.Y.Z)"
     log "building a wheel from $(cd "$SCRIPT_DIR/.." && pwd)"
     # A C compiler and the Python headers let the build compile haloy-proxy's hot path
-    # (setup.py, mypyc): about half the proxy's CPU per request. Without them it is pure Python.
-    apt_install gcc python3-dev
+    # (setup.py, mypyc): about half the proxy's CPU per request. Best effort: without them
+    # (no apt, offline) the wheel is pure Python, which works the same, slower.
+    if ! { command -v gcc >/dev/null && python3 -c 'import sysconfig, os, sys
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; }; then
+        (apt_install gcc python3-dev) || log "no C compiler: haloy-proxy's hot path stays pure Python"
+    fi
     python3 -m venv "$WORK/build"
     "$WORK/build/bin/pip" wheel -q --no-deps "${PIP_SOURCE[@]}" -w "$WORK" "$SCRIPT_DIR/.."
     WHEEL="$(ls "$WORK"/haloy-*.whl)"

@@ -39,18 +39,26 @@ ensure_venv() {
         "$VENV/bin/pip" install -q -e "$HALOY_ROOT${extras:+[$extras]}"
         touch "$stamp"
     fi
-    # haloy-proxy's hot path is compiled with mypyc at install (setup.py); after an edit of
-    # its sources the build is stale (unused, the sources run instead): rebuild it.
-    if [ "$(native_state)" = stale ]; then
-        log "rebuilding haloy-proxy's compiled hot path (sources changed)"
+    ensure_native_build
+}
+
+# ensure_native_build — haloy-proxy's hot path is compiled with mypyc at install (setup.py);
+# after an edit of its sources the build is stale (unused: the sources run instead), and a
+# venv installed without a compiler has none. Rebuild it unless HALOY_NATIVE=0.
+ensure_native_build() {
+    local state
+    state="$(native_state)"
+    if [ "$state" != compiled ] && [ "${HALOY_NATIVE:-1}" != 0 ]; then
+        log "building haloy-proxy's compiled hot path (it was $state)"
         "$VENV/bin/pip" install -q --no-deps -e "$HALOY_ROOT"
+        state="$(native_state)"
     fi
-    log "haloy-proxy hot path: $(native_state)"
+    log "haloy-proxy hot path: $state"
 }
 
 # native_state — compiled, pure or stale: which build of the proxy's hot path the venv imports.
 native_state() {
-    "$VENV/bin/python" -c 'import haloy.proxy as p; print(p.NATIVE[0])'
+    HALOY_PROXY_PURE= "$VENV/bin/python" -c 'import haloy.proxy as p; print(p.NATIVE[0])'
 }
 
 # ensure_dockerd — a Docker engine answering on DOCKER_HOST or the default socket.

@@ -66,6 +66,21 @@ def test_stale_build_is_not_used(
     assert mode == "stale" and reason in why
 
 
+def test_a_build_that_does_not_load_falls_back(
+    package: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build for another Python or C library fails to import: the sources run instead."""
+    monkeypatch.delenv(native.PURE_ENV, raising=False)
+    _build(package)
+    monkeypatch.setattr(native, "SHARED_LIBRARY", "haloy_no_such_library__mypyc")
+    before = list(sys.meta_path)
+    try:
+        mode, why = native.select(str(package))
+    finally:
+        sys.meta_path[:] = before  # the finder it adds points at the copy
+    assert mode == "stale" and "does not load" in why
+
+
 def test_env_forces_pure(package: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _build(package)
     monkeypatch.setenv(native.PURE_ENV, "1")

@@ -30,7 +30,8 @@ _LINE_ENDS: Final = frozenset((b" HTTP/1.1", b" HTTP/1.0"))
 _CRLF: Final = b"\r\n"
 # What a closed connection's parser is replaced with (one with no callbacks into us).
 _NO_PARSER: Final = httptools.HttpRequestParser(object())
-# Field blocks up to this size are remembered per connection to skip the scan of a repeat.
+# Field blocks up to this size are remembered (per connection and service-wide) to skip the
+# scan of a repeat.
 _FIELDS_CACHE_MAX: Final = 4096
 
 

@@ -16,6 +16,7 @@ class-level attribute defaults only as literals (others are set in `__init__`).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.machinery
 import importlib.util
 import os
@@ -41,6 +42,9 @@ MODULES = (
     "wsframes",
 )
 DIGEST_FILE = "_native.digest"
+# The one extension the modules above are compiled into (setup.py's group); each module's own
+# extension is a small shim that imports it.
+SHARED_LIBRARY = "haloy_proxy__mypyc"
 PURE_ENV = "HALOY_PROXY_PURE"
 EXTENSION_SUFFIXES = tuple(importlib.machinery.EXTENSION_SUFFIXES)
 
@@ -74,7 +78,11 @@ def inspect(package_dir: str) -> tuple[str, str]:
             recorded = f.read().strip()
     except OSError:
         return ("stale", f"the compiled build has no {DIGEST_FILE}")
-    if recorded != sources_digest(package_dir):
+    try:
+        digest = sources_digest(package_dir)
+    except OSError:  # installed without the sources: nothing to compare, nothing to fall back to
+        return ("compiled", "mypyc (no sources installed)")
+    if recorded != digest:
         return ("stale", "the sources changed since the compiled build; rebuild it with "
                 "`pip install -e .` (scripts/test and scripts/demo do)")
     return ("compiled", "mypyc")
@@ -98,6 +106,11 @@ class _SourceFirst:
 def select(package_dir: str) -> tuple[str, str]:
     """Called once by the package: make a stale or unwanted build fall back to the sources."""
     mode, why = inspect(package_dir)
+    if mode == "compiled":
+        try:  # e.g. built for another Python or C library: the sources run instead
+            importlib.import_module(SHARED_LIBRARY)
+        except ImportError as exc:
+            mode, why = ("stale", f"the compiled build does not load: {exc}")
     if mode != "compiled" and not any(isinstance(f, _SourceFirst) for f in sys.meta_path):
         sys.meta_path.insert(0, _SourceFirst(package_dir))
     return (mode, why)

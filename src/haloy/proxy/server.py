@@ -162,7 +162,7 @@ async def serve(opts: ServeOptions, ready: asyncio.Event | None = None) -> None:
     # A worker must not die of a stray SIGHUP (its default action): reloads go to the supervisor.
     loop.add_signal_handler(signal.SIGHUP, log.warning,
                             "SIGHUP ignored: send it to the supervisor (haloy-proxy --supervise)")
-    # What starting made (modules, certificates, the route table) lives as long as the
+    # What starting made (modules, configuration, certificates) lives as long as the
     # process: frozen, the collector no longer walks it on each full collection.
     gc.freeze()
     ports = " ".join(f"{s.sockets[0].getsockname()}" for s in servers)
