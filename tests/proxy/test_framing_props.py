@@ -84,6 +84,27 @@ def _wire(body: bytes, chunked: bool, trailer: bool, path: str) -> bytes:
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
+def _service(loop: Any) -> ProxyService:
+    """A service routing app.test to one backend."""
+    svc = ProxyService(loop)
+    svc.put_snapshot(parse_snapshot({"routes": [{"app": "a", "domain": "app.test", "backends": [
+        {"address": "127.0.0.1", "port": 1}]}]}))
+    return svc
+
+
+def _connect(
+    svc: ProxyService, client_t: FakeTransport
+) -> tuple[ClientProtocol, UpstreamProtocol, FakeTransport]:
+    """A client connection on `client_t` and one pooled backend connection that records."""
+    up = UpstreamProtocol(svc, svc.table.entries[0].active[0])
+    up_t = FakeTransport()
+    up.connection_made(up_t)  # type: ignore[arg-type]
+    up.park()
+    client = ClientProtocol(svc, b"http")
+    client.connection_made(client_t)  # type: ignore[arg-type]
+    return client, up, up_t
+
+
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     bodies=st.lists(st.binary(max_size=200), min_size=1, max_size=3),
@@ -94,17 +115,10 @@ RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 def test_any_read_split_forwards_the_same_requests(
     loop: Any, bodies: list[bytes], chunked: list[bool], trailer: bool, cuts: list[int]
 ) -> None:
-    svc = ProxyService(loop)
-    svc.put_snapshot(parse_snapshot({"routes": [{"app": "a", "domain": "app.test", "backends": [
-        {"address": "127.0.0.1", "port": 1}]}]}))
+    svc = _service(loop)
     backend = svc.table.entries[0].active[0]
-    up = UpstreamProtocol(svc, backend)
-    up_t = FakeTransport()
-    up.connection_made(up_t)  # type: ignore[arg-type]
-    up.park()
-    client = ClientProtocol(svc, b"http")
     cl_t = FakeTransport()
-    client.connection_made(cl_t)  # type: ignore[arg-type]
+    client, up, up_t = _connect(svc, cl_t)
 
     wire = b"".join(
         _wire(b, chunked[i], trailer, f"/{i}") for i, b in enumerate(bodies)
@@ -142,14 +156,8 @@ class _Peer(FakeTransport):
 
 def _forward(svc: ProxyService, head: bytes, ip: str) -> bytes:
     """What the backend receives for `head` sent on a new connection from `ip`."""
-    backend = svc.table.entries[0].active[0]
-    up = UpstreamProtocol(svc, backend)
-    up_t = FakeTransport()
-    up.connection_made(up_t)  # type: ignore[arg-type]
-    up.park()
-    client = ClientProtocol(svc, b"http")
     cl_t = _Peer(ip)
-    client.connection_made(cl_t)  # type: ignore[arg-type]
+    client, up, up_t = _connect(svc, cl_t)
     client.data_received(head)
     up.data_received(RESPONSE)
     assert bytes(cl_t.data).startswith(b"HTTP/1.1 200")
@@ -171,9 +179,7 @@ def _forward(svc: ProxyService, head: bytes, ip: str) -> bytes:
 def test_a_field_block_verdict_is_shared_across_connections(loop: Any, fields: bytes) -> None:
     """A second connection sending the same fields skips the scan (ProxyService.verdicts) and
     forwards what a scan would have: the same head, with its own X-Forwarded-For."""
-    svc = ProxyService(loop)
-    svc.put_snapshot(parse_snapshot({"routes": [{"app": "a", "domain": "app.test", "backends": [
-        {"address": "127.0.0.1", "port": 1}]}]}))
+    svc = _service(loop)
     body = b"abc" if b"Content-Length" in fields else b""
     head = b"POST /p?q HTTP/1.1\r\n" + fields + b"\r\n" + body
     first = _forward(svc, head, "192.0.2.1")
