@@ -168,6 +168,9 @@ async def test_bad_labels_reported_not_routed(
         "no-role": {k: v for k, v in base.items() if k != "dev.haloy.role"},
         "bad-domain": {**base, "dev.haloy.domain.0": "not a domain"},
         "bad-port": {**base, "dev.haloy.port": "eighty"},
+        # Would close a Prometheus label value and start a series of its own in /metrics.
+        "bad-id": {**base, "dev.haloy.deployment-id": 'x"} 1\nfake_metric{a="1'},
+        "bad-app": {**base, "dev.haloy.appName": 'bad"} 1'},
     }
     async with haloyd(tmp_path, docker_network) as (daemon, stub):
         suffix = docker_cleanup
@@ -185,6 +188,8 @@ async def test_bad_labels_reported_not_routed(
             (f"no-role-{suffix}", "dev.haloy.role"),
             (f"bad-domain-{suffix}", "dev.haloy.domain.0"),
             (f"bad-port-{suffix}", "dev.haloy.port"),
+            (f"bad-id-{suffix}", "dev.haloy.deployment-id"),
+            (f"bad-app-{suffix}", "dev.haloy.appName"),
         }
 
 

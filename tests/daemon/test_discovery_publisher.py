@@ -13,7 +13,8 @@ from tests.fixtures.docker import ControlStub
 
 def snap(*domains: str) -> Snapshot:
     backend = Backend(address="10.0.0.1", port=8080, deployment_id="01A")
-    return Snapshot(routes=tuple(Route(app=d, domain=d, backends=(backend,)) for d in domains))
+    routes = tuple(Route(app=d.split(".")[0], domain=d, backends=(backend,)) for d in domains)
+    return Snapshot(routes=routes)
 
 
 async def test_generations_file_push_and_resync_after_proxy_restart(tmp_path: Path) -> None:

@@ -1,13 +1,20 @@
-"""The control socket: put_snapshot, status, reload_certs, rejection, permissions, boot file."""
+"""The control socket: put_snapshot, status, reload_certs, rejection, permissions, boot file,
+malformed and idle connections."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import stat
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from haloy.proxy.control_client import send_control
+import pytest
+
+from haloy.proxy.control import ControlServer
+from haloy.proxy.control_client import LINE_LIMIT, send_control
 from haloy.proxy.snapshot import parse_snapshot
 from tests.fixtures.proxy import ProxyProcess
 from tests.proxy.http_peers import Backend, Client, Req, response_bytes, route, snapshot
@@ -90,3 +97,78 @@ async def test_in_flight_request_keeps_its_table(haloy_proxy: ProxyProcess) -> N
         assert (await c.response()).body == b"old"
         assert (await c.request()).status == 200
         assert len(new.requests) == 1
+
+
+async def _echo(request: dict[str, Any]) -> dict[str, Any]:
+    return {"ok": True, "op": request.get("op")}
+
+
+@asynccontextmanager
+async def _control_server(path: Path, **kwargs: Any) -> AsyncIterator[ControlServer]:
+    server = ControlServer(path, _echo, **kwargs)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+async def _ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line: bytes) -> Any:
+    writer.write(line + b"\n")
+    await writer.drain()
+    async with asyncio.timeout(10):
+        reply = await reader.readline()
+    assert reply.endswith(b"\n"), f"no reply line to {line[:40]!r}: {reply[:200]!r}"
+    return json.loads(reply)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        # json's decoder recurses per level: this raised RecursionError, not ValueError.
+        (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
+        (b'{"op":' * 50_000 + b"1" + b"}" * 50_000, "nested too deeply"),
+        (b'{"op": "status"', "invalid JSON"),
+        (b"\xff\xfe", "invalid JSON"),
+        (b'["op", "status"]', "a request is a JSON object"),
+    ],
+    ids=["deep-arrays", "deep-objects", "truncated", "not-utf8", "not-an-object"],
+)
+async def test_undecodable_request_gets_an_error_reply_and_the_connection_stays_usable(
+    tmp_path: Path, line: bytes, reason: str
+) -> None:
+    path = tmp_path / "c.sock"
+    async with _control_server(path):
+        reader, writer = await asyncio.open_unix_connection(str(path), limit=LINE_LIMIT)
+        try:
+            reply = await _ask(reader, writer, line)
+            assert reply["ok"] is False and reason in reply["error"]
+            assert await _ask(reader, writer, b'{"op":"status"}') == {"ok": True, "op": "status"}
+        finally:
+            writer.close()
+
+
+async def test_an_over_long_request_line_gets_an_error_reply_then_close(tmp_path: Path) -> None:
+    path = tmp_path / "c.sock"
+    async with _control_server(path):
+        reader, writer = await asyncio.open_unix_connection(str(path), limit=LINE_LIMIT)
+        try:
+            writer.write(b" " * (LINE_LIMIT + 1) + b"\n")
+            async with asyncio.timeout(10):
+                reply = json.loads(await reader.readline())
+                assert reply["ok"] is False and "longer than" in reply["error"]
+                assert await reader.read() == b""  # the rest of that line cannot be framed
+        finally:
+            writer.close()
+
+
+async def test_an_idle_control_connection_is_closed(tmp_path: Path) -> None:
+    path = tmp_path / "c.sock"
+    async with _control_server(path, idle_timeout=0.2):
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        try:
+            assert await _ask(reader, writer, b'{"op":"status"}') == {"ok": True, "op": "status"}
+            async with asyncio.timeout(10):  # a bound for a broken build, not the timeout tested
+                assert await reader.read() == b""
+        finally:
+            writer.close()

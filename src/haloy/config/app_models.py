@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from haloy.config.domains import normalize_domain
+from haloy.config.names import APP_NAME_RULE, is_app_name
 from haloy.config.values import ConfigModel, EnvVar, ValueSource, scalar_text
 
-APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # Docker container-name safe
 MAX_MIN_READY_SECONDS = 600
 
 PullPolicy = Literal["always", "if_missing", "never"]
@@ -183,11 +183,8 @@ class TargetSpec(ConfigModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        if value is not None and not APP_NAME.fullmatch(value):
-            raise ValueError(
-                f"invalid app name {value!r}; use letters, digits, '-' and '_', "
-                "starting with a letter or digit"
-            )
+        if value is not None and not is_app_name(value):
+            raise ValueError(f"invalid app name {value!r}; use {APP_NAME_RULE}")
         return value
 
     @field_validator("port", mode="before")

@@ -3,7 +3,10 @@
     {"op":"put_snapshot","snapshot":{...}} -> {"ok":true,"config_hash":...,"generation":N}
     {"op":"status"}                        -> {"ok":true,"config_hash":...,"routes":[...],...}
     {"op":"reload_certs"}                  -> {"ok":true,"certificates":N}
-Errors never close the socket: the reply is {"ok":false,"error":"<reason>"}.
+A request that fails (unknown op, invalid snapshot, undecodable or too deeply nested JSON) gets
+{"ok":false,"error":"<reason>"} and the connection stays open for the next line. Two things
+close it: a line longer than LINE_LIMIT (answered with an error first: the rest of that line
+cannot be framed) and IDLE_TIMEOUT seconds without a request.
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ from haloy.proxy.control_client import LINE_LIMIT
 from haloy.proxy.snapshot import SnapshotError, parse_snapshot
 
 log = logging.getLogger("haloy.proxy.control")
+
+# Every client (haloyd, `haloy-proxy reload`, the supervisor) opens a connection per request
+# and gives up on it within seconds (send_control's default is 5 s). A connection silent for a
+# minute is abandoned or stuck; closing it bounds the tasks and line buffers (up to LINE_LIMIT
+# each) that idle peers can pin.
+IDLE_TIMEOUT = 60.0
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -58,9 +67,10 @@ class LocalControl:
 class ControlServer:
     """Serves `handler` on a unix socket created with mode 0600."""
 
-    def __init__(self, path: Path, handler: Handler) -> None:
+    def __init__(self, path: Path, handler: Handler, idle_timeout: float = IDLE_TIMEOUT) -> None:
         self.path = path
         self.handler = handler
+        self.idle_timeout = idle_timeout
         self.server: asyncio.Server | None = None
         self.inode = -1
 
@@ -92,10 +102,22 @@ class ControlServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while line := await reader.readline():
-                writer.write(json.dumps(await self._answer(line)).encode() + b"\n")
+            while True:
+                async with asyncio.timeout(self.idle_timeout):
+                    try:
+                        line = await reader.readline()
+                    except ValueError:
+                        # Over LINE_LIMIT: the reader dropped what it buffered, so the rest of
+                        # this line would be read as requests of its own. Say why, then close.
+                        error = f"request line longer than {LINE_LIMIT} bytes"
+                        writer.write(_encode({"ok": False, "error": error}))
+                        await writer.drain()
+                        return
+                if not line:
+                    return
+                writer.write(_encode(await self._answer(line)))
                 await writer.drain()
-        except (ConnectionError, ValueError, asyncio.LimitOverrunError):
+        except (TimeoutError, ConnectionError):
             pass
         finally:
             writer.close()
@@ -103,6 +125,10 @@ class ControlServer:
     async def _answer(self, line: bytes) -> dict[str, Any]:
         try:
             request = json.loads(line)
+        except RecursionError:
+            # json's decoder recurses once per array/object level and stops at the
+            # interpreter's recursion limit; no request of this protocol nests beyond a few.
+            return {"ok": False, "error": "invalid JSON: nested too deeply"}
         except ValueError as exc:
             return {"ok": False, "error": f"invalid JSON: {exc}"}
         if not isinstance(request, dict):
@@ -112,3 +138,7 @@ class ControlServer:
         except Exception as exc:  # a bad request must never take the proxy down
             log.exception("control request failed")
             return {"ok": False, "error": f"internal error: {exc}"}
+
+
+def _encode(reply: dict[str, Any]) -> bytes:
+    return json.dumps(reply).encode() + b"\n"

@@ -1,4 +1,9 @@
-"""Prometheus metrics: counters fed by finished exchanges, rendered as text on demand."""
+"""Prometheus metrics: counters fed by finished exchanges, rendered as text on demand.
+
+The text is written by prometheus_client's exposition (text format 0.0.4), which escapes label
+values as the format requires (backslash, double quote and line feed), so an app name or
+deployment id can never end a sample early and add series of its own.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,24 @@ import asyncio
 import bisect
 import contextlib
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
+
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 from haloy.proxy.exchange import Exchange
 
 # Latency buckets (seconds): sub-millisecond proxying up to the 60 s response timeout.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
+_BUCKET_LABELS = (*(str(float(b)) for b in BUCKETS), "+Inf")  # `le` values: 1.0, not 1
 _CLASSES = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx")
+_BACKEND_LABELS = ("app", "backend", "deployment_id")
 
 
 class Metrics:
@@ -37,45 +53,54 @@ class Metrics:
 
     def render(self) -> str:
         """The Prometheus text exposition (version 0.0.4)."""
-        out = [
-            "# HELP haloy_proxy_requests_total Requests answered, by route and status class.",
-            "# TYPE haloy_proxy_requests_total counter",
-        ]
+        return generate_latest(self).decode()
+
+    def collect(self) -> Iterator[Metric]:
+        """The metric families (prometheus_client's collector protocol)."""
+        requests = CounterMetricFamily(
+            "haloy_proxy_requests", "Requests answered, by route and status class.",
+            labels=("app", "code"),
+        )
         for (app, cls), n in sorted(self.requests.items()):
-            out.append(f'haloy_proxy_requests_total{{app="{app}",code="{cls}"}} {n}')
-        out += [
-            "# HELP haloy_proxy_request_duration_seconds Time from request head to response end.",
-            "# TYPE haloy_proxy_request_duration_seconds histogram",
-        ]
-        total = 0
-        for bound, n in zip((*BUCKETS, "+Inf"), self.buckets, strict=True):
+            requests.add_metric((app, cls), n)
+        yield requests
+        cumulative, total = [], 0
+        for bound, n in zip(_BUCKET_LABELS, self.buckets, strict=True):
             total += n
-            out.append(f'haloy_proxy_request_duration_seconds_bucket{{le="{bound}"}} {total}')
-        out.append(f"haloy_proxy_request_duration_seconds_sum {self.latency_sum:.6f}")
-        out.append(f"haloy_proxy_request_duration_seconds_count {self.latency_count}")
+            cumulative.append((bound, float(total)))
+        duration = HistogramMetricFamily(
+            "haloy_proxy_request_duration_seconds", "Time from request head to response end."
+        )
+        duration.add_metric((), cumulative, sum_value=self.latency_sum)
+        yield duration
         svc = self.service
-        if svc is not None:
-            out += [
-                "# TYPE haloy_proxy_client_connections gauge",
-                f"haloy_proxy_client_connections {len(svc.clients)}",
-                "# TYPE haloy_proxy_upstream_errors_total counter",
-            ]
-            for kind, n in sorted(svc.upstream_errors.items()):
-                out.append(f'haloy_proxy_upstream_errors_total{{kind="{kind}"}} {n}')
-            out.append("# TYPE haloy_proxy_backend_active_connections gauge")
-            out.append("# TYPE haloy_proxy_backend_draining gauge")
-            for entry in svc.table.entries:
-                for b in entry.backends:
-                    labels = (
-                        f'app="{entry.route.app}",backend="{b.address}:{b.port}",'
-                        f'deployment_id="{b.deployment_id}"'
-                    )
-                    out.append(
-                        f"haloy_proxy_backend_active_connections{{{labels}}} "
-                        f"{b.active_connections}"
-                    )
-                    out.append(f"haloy_proxy_backend_draining{{{labels}}} {int(b.draining)}")
-        return "\n".join(out) + "\n"
+        if svc is None:
+            return
+        yield GaugeMetricFamily(
+            "haloy_proxy_client_connections", "Client connections open now.",
+            value=len(svc.clients),
+        )
+        errors = CounterMetricFamily(
+            "haloy_proxy_upstream_errors", "Backend failures, by kind.", labels=("kind",)
+        )
+        for kind, n in sorted(svc.upstream_errors.items()):
+            errors.add_metric((kind,), n)
+        yield errors
+        active = GaugeMetricFamily(
+            "haloy_proxy_backend_active_connections",
+            "In-flight requests plus open tunnels, by backend.", labels=_BACKEND_LABELS,
+        )
+        draining = GaugeMetricFamily(
+            "haloy_proxy_backend_draining", "1 while a backend drains, by backend.",
+            labels=_BACKEND_LABELS,
+        )
+        for entry in svc.table.entries:
+            for b in entry.backends:
+                labels = (entry.route.app, f"{b.address}:{b.port}", b.deployment_id)
+                active.add_metric(labels, b.active_connections)
+                draining.add_metric(labels, int(b.draining))
+        yield active
+        yield draining
 
 
 class MetricsServer:

@@ -41,6 +41,8 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from haloy.config.names import APP_NAME_RULE, DEPLOYMENT_ID_RULE, is_app_name, is_deployment_id
+
 SCHEMA_VERSION: Final = 1
 # A held request waits at most this long by default: long enough for a replace deploy of a
 # small app to start and pass its first health check, short of typical client timeouts (60 s).
@@ -65,8 +67,16 @@ class Endpoint(_Model):
 
 
 class Backend(Endpoint):
-    deployment_id: str = ""
+    deployment_id: str = ""  # "" for a backend haloyd did not deploy
     state: Literal["active", "draining"] = "active"
+
+    @field_validator("deployment_id")
+    @classmethod
+    def _deployment_id(cls, v: str) -> str:
+        # It becomes a status field and a Prometheus label value: only the names haloyd makes.
+        if v and not is_deployment_id(v):
+            raise ValueError(f"invalid deployment id {v!r}; use {DEPLOYMENT_ID_RULE}")
+        return v
 
 
 class ApiRoute(_Model):
@@ -82,7 +92,7 @@ def _host(value: str) -> str:
 
 
 class Route(_Model):
-    app: str = Field(min_length=1)
+    app: str
     domain: str
     aliases: tuple[str, ...] = ()
     backends: tuple[Backend, ...] = ()
@@ -91,6 +101,13 @@ class Route(_Model):
     hold_timeout: float = Field(default=DEFAULT_HOLD_TIMEOUT, gt=0, le=600)
     drain_grace: float = Field(default=DEFAULT_DRAIN_GRACE, ge=0, le=3600)
     tls: bool = False
+
+    @field_validator("app")
+    @classmethod
+    def _app(cls, v: str) -> str:
+        if not is_app_name(v):
+            raise ValueError(f"invalid app name {v!r}; use {APP_NAME_RULE}")
+        return v
 
     @field_validator("domain")
     @classmethod

@@ -1,7 +1,7 @@
 """The Docker label codec (pure): what a container's `dev.haloy.*` labels say about routing.
 
-    dev.haloy.appName               required  app name
-    dev.haloy.deployment-id         required  sorts by time (ULID)
+    dev.haloy.appName               required  app name (haloy.config.names)
+    dev.haloy.deployment-id         required  sorts by time (ULID; haloy.config.names)
     dev.haloy.role                  required  must be "app"
     dev.haloy.domain.N              domain.0 required; more domains with N = 1, 2, ...
     dev.haloy.domain.N.alias.M      aliases of domain N (301 to it)
@@ -18,6 +18,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from haloy.config.names import APP_NAME_RULE, DEPLOYMENT_ID_RULE, is_app_name, is_deployment_id
+
 PREFIX = "dev.haloy."
 APP_NAME = "dev.haloy.appName"
 DEPLOYMENT_ID = "dev.haloy.deployment-id"
@@ -31,7 +33,6 @@ DEFAULT_HEALTH_CHECK_PATH = "/"
 # Keys whose presence makes a container "claim" to be a haloy app (and so worth reporting).
 CLAIM_KEYS = (APP_NAME, DEPLOYMENT_ID, ROLE, PORT, HEALTH_CHECK_PATH)
 
-_APP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _HOST_RE = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
 _DOMAIN_KEY_RE = re.compile(r"^dev\.haloy\.domain\.(\d+)(?:\.alias\.(\d+))?$")
 
@@ -97,11 +98,13 @@ def decode(labels: Mapping[str, str]) -> AppLabels:
     app = labels.get(APP_NAME, "").strip()
     if not app:
         bad(APP_NAME, "missing")
-    elif not _APP_RE.match(app):
-        bad(APP_NAME, f"invalid app name {app!r} (letters, digits, '_', '.', '-')")
+    elif not is_app_name(app):
+        bad(APP_NAME, f"invalid app name {app!r} ({APP_NAME_RULE})")
     deployment_id = labels.get(DEPLOYMENT_ID, "").strip()
     if not deployment_id:
         bad(DEPLOYMENT_ID, "missing")
+    elif not is_deployment_id(deployment_id):
+        bad(DEPLOYMENT_ID, f"invalid deployment id {deployment_id!r} ({DEPLOYMENT_ID_RULE})")
     role = labels.get(ROLE)
     if role is None:
         bad(ROLE, f"missing (must be {ROLE_APP!r})")
