@@ -35,7 +35,7 @@ CORPUS: list[tuple[str, bytes, set[int | str]]] = [
      b"2\r\nhello\r\n0\r\n\r\n", {400}),
     ("te-not-chunked-last", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, gzip\r\n"
      b"\r\nabc", {400}),
-    ("te-unknown", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: foo\r\n\r\nabc", {400}),
+    ("te-unknown", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: foo\r\n\r\nabc", {501}),
     ("obs-fold", b"GET / HTTP/1.1\r\n" + H + b"X-A: 1\r\n  folded\r\n\r\n", {400}),
     ("space-before-colon", b"GET / HTTP/1.1\r\nHost : app.test\r\n\r\n", {400}),
     ("nul-in-value", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\x00b\r\n\r\n", {400}),

@@ -15,8 +15,9 @@ import httptools
 from haloy.proxy.chunked import ChunkedEnd
 from haloy.proxy.connection import INF, P_QUEUE, P_UPSTREAM, ClientConnection
 from haloy.proxy.exchange import Exchange
-from haloy.proxy.forward import forwarded_tail, rewrite_raw
-from haloy.proxy.pages import error_response
+from haloy.proxy.forward import error_status, forwarded_tail, rewrite_raw
+from haloy.proxy.pages import error_response, with_close
+from haloy.proxy.request_target import origin_form
 from haloy.proxy.service import ACME_PREFIX as _ACME_PREFIX
 from haloy.proxy.service import Verdict
 
@@ -33,6 +34,9 @@ _NO_PARSER: Final = httptools.HttpRequestParser(object())
 # Field blocks up to this size are remembered (per connection and service-wide) to skip the
 # scan of a repeat.
 _FIELDS_CACHE_MAX: Final = 4096
+# RFC 9110 §9.2.2: only these may be sent again when a backend closed without answering
+# (the request may have reached it).
+_IDEMPOTENT: Final = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 
 
 class _Reject(Exception):
@@ -58,6 +62,8 @@ class ClientProtocol(ClientConnection):
             ip = str(peer[0])
             self.client_ip = ip.encode()
             self.loopback = ip.startswith("127.") or ip in ("::1", "::ffff:127.0.0.1")
+            if self.service.table.trusted_proxies:
+                self.trusted = self.service.table.is_trusted(ip)
         if not self.service.client_opened(self):
             self.closed = True
             transport.abort()  # type: ignore[attr-defined]
@@ -107,6 +113,9 @@ class ClientProtocol(ClientConnection):
                     self._head_continues(data)
             elif not self._body_rest(cur, data):
                 return
+        if self.cur is not None and not self.stopped:
+            # A body continues in a later read: it must keep coming (nginx client_body_timeout).
+            self._set_deadline(self.service.now() + self.limits.body_timeout)
         queue = self.queue
         if queue and queue[0].out:  # _flush(), inlined: usually nothing is left to send
             self._flush()
@@ -235,6 +244,14 @@ class ClientProtocol(ClientConnection):
         if method == b"CONNECT":
             raise _Reject(405)
         upgrading = parser.should_upgrade()
+        # Origin-form ("/...") is the rule; absolute-form is routed by its authority and
+        # forwarded in origin-form, "*" only with OPTIONS (RFC 9112 §3.2), anything else is 400.
+        odd = raw[len(method) + 1] != 47
+        if odd:
+            raw = origin_form(raw, le, method)
+            if not raw:
+                raise _Reject(400)
+            le = raw.find(b"\r\n")
         service = self.service
         # The verdict on a field block (everything from the request line's CRLF on) holds for
         # any head with the same block: Host, framing, the hop-by-hop line to cut. Keep-alive
@@ -243,9 +260,9 @@ class ClientProtocol(ClientConnection):
         # connections (a service-wide dict). A head with an Upgrade is never cached.
         fields = self.fields
         verdict: Verdict | None = None
-        if len(raw) - le == len(fields) and raw.endswith(fields) and not upgrading:
+        if len(raw) - le == len(fields) and raw.endswith(fields) and not upgrading and not odd:
             verdict = self.verdict
-        elif not upgrading and len(raw) - le <= _FIELDS_CACHE_MAX:
+        elif not upgrading and not odd and len(raw) - le <= _FIELDS_CACHE_MAX:
             fields = raw[le:]
             verdict = service.verdicts.get(fields)
             if verdict is not None:
@@ -259,12 +276,18 @@ class ClientProtocol(ClientConnection):
             upgrade = None
         else:
             head, url, host, body, upgrade, error, span = rewrite_raw(
-                raw, raw[le - 3 : le], self.client_ip, self.scheme, upgrading, le
+                raw, raw[le - 3 : le], self.client_ip, self.scheme, upgrading, le, self.trusted
             )
             if error:
+                raise _Reject(error_status(error))
+            if upgrading and body:
+                # A body would be forwarded and then kept as tunnel data too: refuse it.
                 raise _Reject(400)
             cut = cut_end = 0
-            if span is not None and host and not upgrading and len(raw) - le <= _FIELDS_CACHE_MAX:
+            if (
+                span is not None and host and not upgrading and not odd
+                and len(raw) - le <= _FIELDS_CACHE_MAX
+            ):
                 cut, cut_end = span
                 if cut_end:
                     cut -= le
@@ -276,6 +299,12 @@ class ClientProtocol(ClientConnection):
                 head = b""  # built below, as for a cached verdict
         if le > self.limits.max_url_bytes and len(url) > self.limits.max_url_bytes:
             raise _Reject(414)
+        if raw[le - 1] == 48:  # HTTP/1.0
+            if body < 0:
+                # Chunked framing in HTTP/1.0 is faulty (RFC 9112 §6.1); checked here because
+                # a cached verdict is shared by heads whose request lines differ.
+                raise _Reject(400)
+            ex.http10 = True
         if not head:
             # Forward the head as received (minus a cut line), plus our fields (built once
             # per connection and Host).
@@ -312,6 +341,12 @@ class ClientProtocol(ClientConnection):
         queue.append(ex)
         if ex.local is not None:
             ex.out = None
+            if body and raw.lower().find(b"\r\nexpect:", le) >= 0:
+                # The client waits for 100 Continue before sending its body: answer now and
+                # close rather than wait for a body that will not come.
+                ex.close_after = True
+                ex.keep_alive = False
+                ex.local = with_close(ex.local)
             if len(queue) == 1:
                 if ex.request_done or ex.close_after:
                     self._send_local(ex)
@@ -418,7 +453,10 @@ class ClientProtocol(ClientConnection):
     def upstream_failed(self, ex: Exchange, up: UpstreamProtocol) -> None:
         """The backend closed before answering: retry a stale pooled connection once, else 502."""
         ex.upstream = None
-        if ex.reused and not ex.retried and ex.head and ex.request_done and not ex.cancelled:
+        if (
+            ex.reused and not ex.retried and ex.head and ex.request_done and not ex.cancelled
+            and ex.method in _IDEMPOTENT
+        ):
             ex.retried = True
             ex.out = [ex.head]
             self.service.redispatch_same(ex)

@@ -56,6 +56,10 @@ def _run(coro: object) -> None:
 @click.option("--header-timeout", type=float, default=L.HEADER_TIMEOUT, hidden=True)
 @click.option("--response-header-timeout", type=float, default=L.RESPONSE_HEADER_TIMEOUT,
               hidden=True)
+@click.option("--read-timeout", type=float, default=L.READ_TIMEOUT, show_default=True,
+              help="Seconds a backend may be silent mid-response before it is cut off.")
+@click.option("--body-timeout", type=float, default=L.BODY_TIMEOUT, show_default=True,
+              help="Seconds a client may pause while sending a request body (then 408).")
 @click.option("--connect-timeout", type=float, default=L.CONNECT_TIMEOUT, hidden=True)
 @click.option("--shutdown-timeout", type=float, default=L.SHUTDOWN_TIMEOUT, hidden=True)
 @click.option("--max-connections", type=int, default=L.MAX_CONNECTIONS, hidden=True)
@@ -75,6 +79,8 @@ def serve_cmd(
     keepalive_timeout: float,
     header_timeout: float,
     response_header_timeout: float,
+    read_timeout: float,
+    body_timeout: float,
     connect_timeout: float,
     shutdown_timeout: float,
     max_connections: int,
@@ -91,6 +97,8 @@ def serve_cmd(
         keepalive_timeout=keepalive_timeout,
         header_timeout=header_timeout,
         response_header_timeout=response_header_timeout,
+        read_timeout=read_timeout,
+        body_timeout=body_timeout,
         connect_timeout=connect_timeout,
         shutdown_timeout=shutdown_timeout,
         max_connections=max_connections,

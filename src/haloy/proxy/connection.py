@@ -49,6 +49,7 @@ class ClientConnection(asyncio.Protocol):
     timer: asyncio.TimerHandle | None = None
     client_ip = b"unknown"
     loopback = False
+    trusted = False  # the peer is in trusted_proxies: its forwarding fields are kept
     ws: FrameTracker | None = None  # client->backend frames of a WebSocket tunnel
     ws_closing = False  # a close frame goes to the backend at the next boundary
     ws_close_sent = False
@@ -155,9 +156,9 @@ class ClientConnection(asyncio.Protocol):
         up = ex.upstream
         if up is None:
             ex.keep_alive = False  # bind() holds the head back to mark it
-        elif ex.resp_bytes == 0 and up.held is None and up.heads == 0:
+        elif not up.final and not up.rewrite:
             ex.keep_alive = False
-            up.held = []
+            up.rewrite = True
 
     def tunnel_eof(self) -> None:
         """The backend half-closed the tunnel."""
@@ -223,6 +224,11 @@ class ClientConnection(asyncio.Protocol):
         if now >= self.deadline:
             if self.lingering:
                 self.transport.close()  # type: ignore[union-attr]
+            elif self.cur is not None and not self.cur.request_done:
+                if not self.paused:
+                    self._fail(408)  # the body stopped coming (nginx client_body_timeout)
+                else:  # we stopped reading it: the client is not to blame
+                    self._arm(self.limits.body_timeout)
             elif self.carry and not self.queue:
                 self._fail(408)  # slow head (slowloris): RFC 9110 §15.5.9
             elif not self.queue:

@@ -29,6 +29,7 @@ class Exchange:
     body_left = 0  # Content-Length bytes still to come; -1 for a chunked body
     chunks: ChunkedEnd | None = None
     upgrade: bytes | None = None
+    http10 = False  # an HTTP/1.0 request: keep-alive must be said in the response
     head = b""  # the rewritten head, kept for one retry of a body-less request
     out_size = 0
     kind = 0  # PROXY (a literal: mypyc compiles only literal class-level defaults)

@@ -16,8 +16,15 @@ KEEPALIVE_TIMEOUT = 60.0
 # (initial RTO 1 s, RFC 6298) reach a backend whose accept queue overflowed for an instant;
 # on timeout the request moves to the next backend (nothing was sent yet) and this one is ejected.
 CONNECT_TIMEOUT = 1.5
-# Time from sending a request to the backend's response head (nginx proxy_read_timeout 60 s).
+# Time from the last request byte sent to the backend's response head (nginx
+# proxy_read_timeout 60 s).
 RESPONSE_HEADER_TIMEOUT = 60.0
+# Once the response head arrived, the backend may be silent this long between two reads before
+# the exchange is cut off (nginx proxy_read_timeout 60 s); the response-head wait counts from
+# the last request byte sent, so a slow upload is not cut short.
+READ_TIMEOUT = 60.0
+# A request body that stops arriving for this long gets 408 (nginx client_body_timeout 60 s).
+BODY_TIMEOUT = 60.0
 # Idle pooled upstream connections are dropped after this long, below the 75 s keep-alive
 # that common app servers (nginx, gunicorn's 2 s excepted) use, so we rarely reuse a closed one.
 UPSTREAM_IDLE_TIMEOUT = 30.0
@@ -49,6 +56,8 @@ class Limits:
     keepalive_timeout: float = KEEPALIVE_TIMEOUT
     connect_timeout: float = CONNECT_TIMEOUT
     response_header_timeout: float = RESPONSE_HEADER_TIMEOUT
+    read_timeout: float = READ_TIMEOUT
+    body_timeout: float = BODY_TIMEOUT
     upstream_idle_timeout: float = UPSTREAM_IDLE_TIMEOUT
     upstream_max_idle: int = UPSTREAM_MAX_IDLE
     max_header_bytes: int = MAX_HEADER_BYTES

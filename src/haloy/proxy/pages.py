@@ -42,6 +42,14 @@ def redirect_response(location: bytes, close: bool, head_only: bool = False) -> 
     )
 
 
+def with_close(response: bytes) -> bytes:
+    """One of our responses marked as the last on its connection."""
+    end = response.find(b"\r\n\r\n")
+    if response.find(b"\r\nConnection: close\r\n", 0, end + 2) >= 0:
+        return response
+    return response[:end] + b"\r\nConnection: close" + response[end:]
+
+
 def with_port(host: bytes, port: int, default: int) -> bytes:
     """`host` with `:port` unless the port is the scheme's default."""
     return host if port == default else b"%b:%d" % (host, port)
@@ -53,7 +61,9 @@ def request_port(raw_host: bytes) -> int | None:
     colon = host.rfind(b":")
     if colon < 0 or host.endswith(b"]"):
         return None
-    try:
-        return int(host[colon + 1 :])
-    except ValueError:
+    digits = host[colon + 1 :]
+    # Only a real port is echoed into a Location (int() would take b"+80" or b" 80").
+    if not digits.isdigit() or len(digits) > 5:
         return None
+    port = int(digits)
+    return port if 0 < port < 65536 else None

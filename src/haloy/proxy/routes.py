@@ -7,7 +7,9 @@ and deployment id), so status and draining see every connection whichever table 
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -17,7 +19,9 @@ from haloy.proxy.snapshot import Endpoint, Route, Snapshot
 if TYPE_CHECKING:
     from haloy.proxy.upstream import UpstreamProtocol
 
+log = logging.getLogger("haloy.proxy")
 BackendKey = tuple[str, int, str]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class BackendState:
@@ -127,6 +131,7 @@ class RouteTable:
     api_domain: bytes | None
     api_backend: BackendState | None
     acme_backend: BackendState | None
+    trusted_proxies: tuple[Network, ...] = ()
 
     @property
     def generation(self) -> int:
@@ -138,6 +143,16 @@ class RouteTable:
         if match is None:
             match = self.hosts.get(normalize_host(raw_host))
         return match
+
+    def is_trusted(self, ip: str) -> bool:
+        """True when a peer at `ip` is one of trusted_proxies."""
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        return any(addr in net for net in self.trusted_proxies)
 
     def is_api_host(self, raw_host: bytes) -> bool:
         """True when the Host names the API domain."""
@@ -167,6 +182,11 @@ def compile_table(snapshot: Snapshot, registry: BackendRegistry) -> RouteTable:
     """Compile a validated snapshot into a table; backend states come from the registry."""
     hosts: dict[bytes, HostMatch] = {}
     entries = []
+    api = snapshot.api
+    api_domain = api.domain.lower().rstrip(".").encode() if api and api.domain else None
+    # The API domain (and localhost) belong to haloyd: an app claiming one would receive the
+    # API's bearer tokens. haloyd refuses such deploys; this is the proxy's own guard.
+    reserved = {b"localhost", api_domain} if api_domain else {b"localhost"}
     for route in snapshot.routes:
         backends = tuple(
             registry.get(b.address, b.port, b.deployment_id) for b in route.backends
@@ -177,18 +197,25 @@ def compile_table(snapshot: Snapshot, registry: BackendRegistry) -> RouteTable:
         holds = route.paused or (not active and route.hold_when_empty)
         entry = RouteEntry(route, route.domain.encode(), backends, active, holds, route.tls)
         entries.append(entry)
-        hosts[entry.canonical] = HostMatch(entry, False, not route.tls)
-        for alias in route.aliases:
-            hosts[alias.encode()] = HostMatch(entry, True)
-    api = snapshot.api
+        for name in (entry.canonical, *(a.encode() for a in route.aliases)):
+            if name in reserved:
+                log.warning("route of app %s names the reserved host %s: not routed",
+                            route.app, name.decode())
+            elif name == entry.canonical:
+                hosts[name] = HostMatch(entry, False, not route.tls)
+            else:
+                hosts[name] = HostMatch(entry, True)
     return RouteTable(
         snapshot=snapshot,
         config_hash=snapshot.config_hash,
         hosts=hosts,
         entries=tuple(entries),
-        api_domain=api.domain.lower().rstrip(".").encode() if api and api.domain else None,
+        api_domain=api_domain,
         api_backend=registry.endpoint(api.backend if api else None),
         acme_backend=registry.endpoint(snapshot.acme_challenge_backend),
+        trusted_proxies=tuple(
+            ipaddress.ip_network(cidr, strict=False) for cidr in snapshot.trusted_proxies
+        ),
     )
 
 

@@ -153,11 +153,11 @@ class ProxyService:
                 target = entry.canonical if match.alias else normalize_host(host)
                 if to_https:
                     assert self.https_port is not None
-                    loc = b"https://" + with_port(target, self.https_port, 443) + ex.url
+                    loc = b"https://" + with_port(target, self.https_port, 443)
                 else:
                     port = request_port(host)
                     loc = scheme + b"://" + (target if port is None else b"%b:%d" % (target, port))
-                    loc += ex.url
+                loc += ex.url if ex.url.startswith(b"/") else b"/"  # "OPTIONS *": the root
                 ex.local = redirect_response(loc, not ex.keep_alive, head_only)
                 return
             ex.entry = entry

@@ -10,6 +10,7 @@ table and swaps that in; an invalid snapshot is rejected with a reason and the o
       "api": {"domain": "api.example.com",    # optional; API domain and its backend
               "backend": {"address": "127.0.0.1", "port": 9922}},
       "acme_challenge_backend": {"address": "127.0.0.1", "port": 9922},   # optional
+      "trusted_proxies": ["10.0.0.0/8"],      # optional; peers whose X-Forwarded-* are kept
       "routes": [
         {"app": "web",
          "domain": "example.com",             # canonical domain
@@ -33,6 +34,7 @@ whether the proxy runs what it last published.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -126,6 +128,19 @@ class Snapshot(_Model):
     api: ApiRoute | None = None
     acme_challenge_backend: Endpoint | None = None
     routes: tuple[Route, ...] = ()
+    # Peers (CIDRs) whose forwarding fields are kept and appended to: a load balancer or CDN in
+    # front of haloy-proxy (haloyd.yaml proxy.trusted_proxies). Everyone else's are replaced.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in v:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"invalid CIDR {cidr!r} in trusted_proxies") from None
+        return v
 
     def canonical_json(self) -> bytes:
         """Canonical bytes: what is hashed, written and pushed."""

@@ -1,8 +1,12 @@
 """The backend side of a proxied exchange: response framing, pooling rules, tunnels.
 
 Responses are forwarded as received (one write per chunk read); httptools only tells us where
-the message ends. A connection goes back to its backend's LIFO pool only when the response
-ended cleanly, both sides wanted keep-alive, no extra bytes followed it and it is not paused.
+the message ends. Exactly one response goes to the client per request: bytes a backend sends
+past the end of its response (a body on a HEAD, 204 or 304 answer, a second response) are cut
+off (response_end.py) and that connection is closed. A connection goes back to its backend's
+LIFO pool only when the response ended cleanly, both sides wanted keep-alive, no extra bytes
+followed it and it is not paused. A response head is capped like a request head; once it
+arrived, the backend may not stay silent longer than the read timeout.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING, Final
 import httptools
 
 from haloy.proxy.forward import close_response
+from haloy.proxy.response_end import message_end
 from haloy.proxy.routes import BackendState
 
 if TYPE_CHECKING:
@@ -25,6 +30,10 @@ _NO_PARSER: Final = httptools.HttpResponseParser(object())  # a closed connectio
 
 class _HeadResponseDone(Exception):
     """Raised from a parser callback: a HEAD response has no body, whatever its framing says."""
+
+
+class _Excess(Exception):
+    """Raised from a parser callback: a message begins after the complete response."""
 
 
 class UpstreamProtocol(asyncio.Protocol):
@@ -46,8 +55,15 @@ class UpstreamProtocol(asyncio.Protocol):
         self.timer_at = _INF  # when `timer` fires; cheaper to compare than timer.when()
         # Response bytes held until the final head is complete, for a client that asked to
         # close: the head must say Connection: close (our backend connection is keep-alive).
+        # Reads of a head not yet complete, from a head boundary on (`held_from` heads of this
+        # response went before them): a head is relayed only whole.
         self.held: list[bytes] | None = None
+        self.held_from = 0
         self.heads = 0
+        self.head_bytes = 0  # bytes read before the final head was complete (capped)
+        # The final head must say what happens to the client connection: close (the client
+        # or a drain asked for it), or keep-alive for an HTTP/1.0 client.
+        self.rewrite = False
         self._reset()
 
     def _reset(self) -> None:
@@ -71,6 +87,8 @@ class UpstreamProtocol(asyncio.Protocol):
         if self.tunnel:
             client.transport.write(data)  # type: ignore[union-attr]
             return
+        heads = self.heads  # heads of this response complete before this read
+        was_final = self.final
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -84,39 +102,83 @@ class UpstreamProtocol(asyncio.Protocol):
             client.start_tunnel(ex, self)
             return
         except httptools.HttpParserCallbackError as exc:
-            if not isinstance(exc.__context__, _HeadResponseDone):
+            cause = exc.__context__
+            if isinstance(cause, _Excess):
+                self.extra = True
+            elif not isinstance(cause, _HeadResponseDone):
                 self._bad_response(ex)
                 return
         except httptools.HttpParserError:
-            self._bad_response(ex)
+            if not self.complete:
+                self._bad_response(ex)
+                return
+            self.extra = True  # garbage after a complete response
+        if not self.final:
+            self._hold(ex, data, heads)
             return
         held = self.held
         if held is not None:
+            # The final head completes a head held from earlier reads.
             held.append(data)
-            if not self.final:
-                return
+            data = b"".join(held)
             self.held = None
-            data = close_response(b"".join(held), self.heads)
+            heads = self.held_from
+        if self.complete and (self.extra or self.broken):
+            # Bytes past the end of the response never reach the client.
+            no_body = self.broken or ex.status == 204 or ex.status == 304
+            end = message_end(data, heads, self.heads, no_body)
+            if end < 0:
+                self._cut_off(ex)
+                return
+            data = data[:end]
+            self.extra = True  # never pooled
+        if self.rewrite and not was_final:
+            data = close_response(
+                data, self.heads - heads,
+                b"keep-alive" if ex.keep_alive and self.parser.should_keep_alive() else b"close",
+            )
         ex.resp_bytes += len(data)
         client.transport.write(data)  # type: ignore[union-attr]
-        if self.complete:
-            # _finish(), inlined: this runs once per request.
-            keep_alive = self.keep_alive
-            self.ex = None
-            ex.upstream = None
-            if (
-                keep_alive
-                and not self.extra
-                and not self.broken
-                and ex.request_done
-                and not self.reading_paused
-                and not self.writing_paused
-                and not ex.cancelled
-            ):
-                self.park()
-            else:
-                self.close()
-            client.done(ex, keep_alive and ex.request_done and ex.upgrade is None)
+        if not self.complete:
+            service = self.service  # the backend may pause this long between reads
+            self.deadline = (service.clock or service.start_clock()) + service.limits.read_timeout
+            return
+        # _finish(), inlined: this runs once per request.
+        keep_alive = self.keep_alive
+        self.ex = None
+        ex.upstream = None
+        if (
+            keep_alive
+            and not self.extra
+            and not self.broken
+            and ex.request_done
+            and not self.reading_paused
+            and not self.writing_paused
+            and not ex.cancelled
+        ):
+            self.park()
+        else:
+            self.close()
+        client.done(ex, keep_alive and ex.request_done and ex.upgrade is None)
+
+    def _hold(self, ex: Exchange, data: bytes, heads: int) -> None:
+        """A read before the final head is complete: keep it (capped) so that the head can be
+        rewritten or refused whole; interim heads that end a read go out at once (a client
+        may wait for 100 Continue before it sends the body the backend waits for)."""
+        self.head_bytes += len(data)
+        if self.head_bytes > self.service.limits.max_header_bytes:
+            self._bad_response(ex)  # an endless head: 502, never buffered or relayed
+            return
+        held = self.held
+        if held is None:
+            self.held = held = []
+            self.held_from = heads
+        held.append(data)
+        if self.heads > heads and data.endswith(b"\r\n\r\n"):
+            out = b"".join(held)
+            self.held = None
+            ex.resp_bytes += len(out)
+            ex.client.transport.write(out)  # type: ignore[union-attr]
 
     def eof_received(self) -> bool | None:
         if self.tunnel and self.ex is not None:
@@ -158,7 +220,7 @@ class UpstreamProtocol(asyncio.Protocol):
     # -- httptools callbacks ---------------------------------------------------------------
     def on_message_begin(self) -> None:
         if self.complete:
-            self.extra = True
+            raise _Excess  # stop here: what follows is not relayed, nor counted
 
     def on_headers_complete(self) -> None:
         self.heads += 1
@@ -170,7 +232,8 @@ class UpstreamProtocol(asyncio.Protocol):
             return
         self.final = True
         ex.status = status
-        self.deadline = _INF
+        service = self.service
+        self._push_deadline((service.clock or service.start_clock()) + service.limits.read_timeout)
         if ex.method == b"HEAD":
             self.complete = True
             self.broken = True
@@ -203,17 +266,29 @@ class UpstreamProtocol(asyncio.Protocol):
         # Only clean, keep-alive connections are bound again (see `reusable`): informational,
         # extra and broken are already False and keep_alive True; reset the rest.
         self.final = self.complete = False
-        self.heads = 0
-        self.held = [] if not ex.keep_alive and ex.upgrade is None else None
+        self.heads = self.head_bytes = 0
+        self.held = None
+        self.rewrite = (not ex.keep_alive or ex.http10) and ex.upgrade is None
         service = self.service
         now = service.clock or service.start_clock()
-        self.deadline = deadline = now + service.limits.response_header_timeout
+        self._push_deadline(now + service.limits.response_header_timeout)
+
+    def _push_deadline(self, deadline: float) -> None:
+        self.deadline = deadline
         if self.timer_at > deadline:
             # Not armed, or the pooled connection's idle timer fires after this deadline.
             if self.timer is not None:
                 self.timer.cancel()
-            self.timer = service.loop.call_at(deadline, self._on_timer)
+            self.timer = self.service.loop.call_at(deadline, self._on_timer)
             self.timer_at = deadline
+
+    def _cut_off(self, ex: Exchange) -> None:
+        """Excess bytes whose start cannot be placed: drop both sides rather than relay them."""
+        self.service.count_upstream_error("bad_response", self.backend)
+        self.ex = None
+        ex.upstream = None
+        self.abort()
+        ex.client.abort()
 
     def _bad_response(self, ex: Exchange) -> None:
         self.service.count_upstream_error("bad_response", self.backend)
@@ -279,6 +354,12 @@ class UpstreamProtocol(asyncio.Protocol):
         """Send request bytes to the backend."""
         if self.transport is not None and not self.closed:
             self.transport.write(data)
+            if not self.final:
+                # The wait for the response head counts from the last request byte sent: an
+                # upload that keeps flowing is never cut short (the client side times it).
+                service = self.service
+                self.deadline = (service.clock or service.start_clock()) + \
+                    service.limits.response_header_timeout
 
     def close(self) -> None:
         """Close after flushing."""
