@@ -106,3 +106,20 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_daemon_config(tmp_path / "absent.yaml")
+
+
+def test_trusted_proxies_reach_the_route_snapshot(tmp_path: Path) -> None:
+    from haloy.daemon.route_builder import build_routes
+    from haloy.daemon.services import service_extras
+
+    config = load_daemon_config(write(tmp_path, "proxy:\n  trusted_proxies: [10.0.0.0/8]\n"))
+    assert config.proxy.trusted_proxies == ("10.0.0.0/8",)
+    snapshot = build_routes([], lambda _: True, extras=service_extras(config)).snapshot
+    assert snapshot.trusted_proxies == ("10.0.0.0/8",)
+
+
+def test_a_bad_trusted_proxy_names_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "proxy:\n  trusted_proxies:\n    - 10.0.0.0/8\n    - nonsense\n")
+    (problem,) = problems_of(path)
+    assert "haloyd.yaml:" in problem and "trusted_proxies" in problem
+    assert "'nonsense' is not an IP network" in problem

@@ -103,6 +103,21 @@ class ProxySettings(_Section):
     http_listen: str = DEFAULT_HTTP_LISTEN
     https_listen: str = Field(default=DEFAULT_HTTPS_LISTEN, description='HOST:PORT or "off".')
     workers: int = Field(default=1, ge=1, le=256)
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(),
+        description="CIDRs of load balancers or CDNs in front of haloy-proxy: their "
+        "X-Forwarded-* fields are kept (everyone else's are replaced).",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an IP network (e.g. 10.0.0.0/8)") from None
+        return value
 
     @field_validator("http_listen")
     @classmethod
@@ -191,6 +206,7 @@ proxy:
   http_listen: "{DEFAULT_HTTP_LISTEN}"
   https_listen: "{DEFAULT_HTTPS_LISTEN}"
   workers: 1
+  trusted_proxies: []   # CIDRs of a load balancer or CDN in front, e.g. ["10.0.0.0/8"]
 acme:
   directory_url: "{LETSENCRYPT_PRODUCTION}"
   staging: false

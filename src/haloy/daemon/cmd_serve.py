@@ -41,6 +41,7 @@ def settings_from_config(
     extras = Extras(
         api=ApiRoute(domain=config.api.domain, backend=api_backend) if config.api.domain else None,
         acme_challenge_backend=api_backend,
+        trusted_proxies=config.proxy.trusted_proxies,
     )
     return ServeSettings(paths, network, health, extras, docker_host)
 
