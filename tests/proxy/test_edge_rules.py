@@ -31,7 +31,7 @@ def parse_requests(data: bytes) -> list[tuple[h11.Request, bytes]]:
     body = b""
     while True:
         event = conn.next_event()
-        if event is h11.NEED_DATA or event is h11.PAUSED and req is None:
+        if event is h11.NEED_DATA or event is h11.PAUSED:
             return out
         if isinstance(event, h11.Request):
             req, body = event, b""
@@ -45,8 +45,6 @@ def parse_requests(data: bytes) -> list[tuple[h11.Request, bytes]]:
             conn.send(h11.Response(status_code=200, headers=[("content-length", "0")]))
             conn.send(h11.EndOfMessage())
             conn.start_next_cycle()
-        elif event is h11.PAUSED:
-            return out
 
 
 def header(req: h11.Request, name: bytes) -> list[bytes]:
@@ -574,3 +572,47 @@ async def test_expect_continue_to_an_unknown_host_is_answered_at_once(
                      b"Content-Length: 5\r\n\r\n")
         r = await asyncio.wait_for(read_response(c.reader), 2)
         assert r.status == 404
+
+
+async def test_smuggling_through_connection_never_reaches_a_uvicorn_app(
+    proxy_factory: Callable[..., ProxyProcess]
+) -> None:
+    """The same attack against uvicorn, the server haloyd's API runs on: before the fix the
+    smuggled request reached the app with the attacker's X-Forwarded-For."""
+    import uvicorn
+
+    seen: list[tuple[str, str]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = dict(scope["headers"])
+        seen.append((scope["path"], headers.get(b"x-forwarded-for", b"").decode()))
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)  # uvicorn's own readiness flag
+        proxy = proxy_factory("--no-access-log", https=False)
+        proxy.put_snapshot(snapshot(route("app.test", {
+            "address": "127.0.0.1", "port": sock.getsockname()[1], "deployment_id": "d1",
+            "state": "active"})))
+        for connection in (b"content-length", b"keep-alive, Content-Length"):
+            raw = (b"POST /front HTTP/1.1\r\nHost: app.test\r\nConnection: " + connection
+                   + b"\r\nContent-Length: %d\r\n\r\n" % len(SMUGGLED) + SMUGGLED)
+            got = await exchange(proxy.http_port, raw, wait=1)
+            assert responses(got, [b"POST"])[0][0] == 200
+        assert [path for path, _ in seen] == ["/front", "/front"]
+        assert all(xff == "127.0.0.1" for _, xff in seen)
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
