@@ -238,7 +238,10 @@ def violations(run: Run, ref: RequestView) -> list[str]:
     out: list[str] = []
     if run.ending == "timeout":
         out.append("the proxy neither finished answering nor closed the connection")
-    answers, err = parse_responses(run.reply, [m.method for m in ref.requests])
+    methods = [m.method for m in ref.requests]
+    if ref.refused_method:
+        methods.append(ref.refused_method)
+    answers, err = parse_responses(run.reply, methods)
     if err and not (run.ending == "reset" and err.startswith("stream ended")):
         out.append(f"client stream: {err}; it got {run.reply[:400]!r}")
     by_rid = {b.rid: b for b in run.backend}

@@ -45,6 +45,9 @@ class RequestView:
     # The stream asked to close after the last complete request (Connection: close, or
     # HTTP/1.0 without keep-alive): any bytes after it are not requests.
     closed: bool = False
+    # The method word of a request whose head the strict parser refused: a HEAD refused with
+    # an error answer gets that answer without a body (RFC 9110 §9.3.2).
+    refused_method: bytes = b""
 
     @property
     def complete(self) -> list[Message]:
@@ -99,6 +102,8 @@ def parse_requests(data: bytes) -> RequestView:
             where = f"the body of request {len(view.requests) - 1}" if cur else (
                 f"the head of request {len(view.requests)}")
             view.error = f"{exc} (in {where})"
+            if cur is None and rest.startswith(b"HEAD "):
+                view.refused_method = b"HEAD"
             return view
         if _wants_close(cur):
             view.closed = True

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 _SIZE, _DATA, _TRAILER = range(3)
+_HEX: Final = b"0123456789abcdefABCDEF"
 # A chunk-size or trailer line longer than this is hostile (llhttp does not bound them).
 MAX_LINE: Final = 16 * 1024
 
@@ -28,7 +29,7 @@ class ChunkedEnd:
     def scan(self, data: bytes, pos: int) -> int:
         """The offset just past the body's end in `data`, or -1 if it continues in later reads.
 
-        Raises ValueError when a line exceeds MAX_LINE.
+        Raises ValueError when a line exceeds MAX_LINE or a chunk size is not 1-16 hex digits.
         """
         n = len(data)
         while pos < n:
@@ -51,7 +52,13 @@ class ChunkedEnd:
             if len(line) > MAX_LINE:
                 raise ValueError("chunk line too long")
             if self.mode == _SIZE:
-                size = int(line.split(b";", 1)[0].strip(), 16)
+                digits = line.split(b";", 1)[0].rstrip(b" \t\r")
+                # Exactly what RFC 9112 §7.1 allows, and no more digits than a 64-bit size: a
+                # backend's parser must read the same chunk sizes as ours ("+5" or 30 leading
+                # zeros are read differently by different parsers).
+                if not 0 < len(digits) <= 16 or digits.strip(_HEX):
+                    raise ValueError("bad chunk size")
+                size = int(digits, 16)
                 if size:
                     self.mode = _DATA
                     self.need = size + 2

@@ -99,9 +99,11 @@ class ClientProtocol(ClientConnection):
             cause = exc.__context__
             if not isinstance(cause, _Reject):
                 log.error("request handling failed", exc_info=cause)
+            self._flush()  # what complete requests before the bad one put out still goes
             self._fail(cause.status if isinstance(cause, _Reject) else 400)
             return
         except httptools.HttpParserError:
+            self._flush()
             self._fail(400)
             return
         finally:
@@ -246,7 +248,7 @@ class ClientProtocol(ClientConnection):
         upgrading = parser.should_upgrade()
         # Origin-form ("/...") is the rule; absolute-form is routed by its authority and
         # forwarded in origin-form, "*" only with OPTIONS (RFC 9112 §3.2), anything else is 400.
-        odd = raw[len(method) + 1] != 47
+        odd = raw[len(method) + 1] != 47 or raw[le - 10] == 32
         if odd:
             raw = origin_form(raw, le, method)
             if not raw:
@@ -518,6 +520,11 @@ class ClientProtocol(ClientConnection):
         """The request stream is malformed: answer `status` in turn, then close."""
         self.stopped = True
         cur, self.cur = self.cur, None
+        if cur is not None:
+            head_only = cur.method == b"HEAD"
+        else:  # refused before its head was complete: the method is the first word of it
+            rest = self.carry or self.data[self.pos :]
+            head_only = rest.lstrip(b"\r\n").startswith(b"HEAD ")
         if cur is not None and cur in self.queue:
             if cur.upstream is not None or cur is self.queue[0]:
                 # Its head already went upstream; the body is broken, so the exchange is too.
@@ -529,13 +536,14 @@ class ClientProtocol(ClientConnection):
                     cur.upstream.abort()
                     cur.upstream = None
                 self.service.release(cur)
+            cur.cancelled = True  # a connect still under way must not send its head
             self.queue.remove(cur)
         ex = Exchange()
         ex.client = self
         ex.status = status
         ex.close_after = True
         ex.keep_alive = False
-        ex.local = error_response(status, True)
+        ex.local = error_response(status, True, head_only)  # no body for HEAD (RFC 9110 §9.3.2)
         self.queue.append(ex)
         if len(self.queue) == 1:
             self._send_local(ex)

@@ -7,6 +7,7 @@ The hot path forwards heads whose target starts with "/". Everything else comes 
   one host;
 - asterisk-form (`*`) only with OPTIONS (RFC 9112 §3.2.4);
 - anything else (authority-form belongs to CONNECT, which is refused) is a bad request.
+A request line with extra spaces around its target is a bad request too.
 """
 
 from __future__ import annotations
@@ -29,12 +30,16 @@ def origin_form(raw: bytes, le: int, method: bytes) -> bytes:
     `le` is the offset of the request line's CRLF; the request line is "METHOD SP target SP
     HTTP/1.x" (llhttp tolerates extra spaces around the target).
     """
-    start = len(method) + 1
-    target = raw[start : le - 9].strip(b" ")
-    if target.startswith(b"/"):
-        return raw  # origin-form after extra spaces
+    target = raw[len(method) + 1 : le - 9]
+    if target[:1] == b" " or target[-1:] == b" ":
+        # Extra spaces around the target: llhttp tolerates them, a strict backend does not,
+        # and a line two parsers split differently is how requests get smuggled (RFC 9112 §3
+        # lets a recipient answer an invalid request-line with 400).
+        return b""
     if target == b"*":
         return raw if method == b"OPTIONS" else b""
+    if target.startswith(b"/"):
+        return raw
     m = _ABSOLUTE_RE.fullmatch(target)
     if m is None:
         return b""
@@ -48,6 +53,8 @@ def origin_form(raw: bytes, le: int, method: bytes) -> bytes:
     host_line = b"\r\nHost: " + authority
     found = _HOST_LINE_RE.search(fields)
     if found is None:
+        if raw[le - 3 : le] == b"1.1":
+            return b""  # HTTP/1.1 without Host is a 400 whatever the target (RFC 9112 §3.2)
         fields = host_line + fields
     else:
         fields = fields[: found.start()] + host_line + fields[found.end() :]
