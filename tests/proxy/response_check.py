@@ -207,7 +207,10 @@ def response_violations(h: Hostile, tag: bytes, run: Run, after: Run) -> list[st
         if run.ending == "timeout":
             out.append("the proxy neither finished answering nor closed the connection")
         if not answers or not answers[0].complete:
-            out.append(f"response 0 did not arrive whole: {run.reply[:200]!r} {err}")
+            # Allowed only as a cut: excess in the read that ends a body begun in an earlier
+            # read cannot be placed, so both connections are closed (docs/security.md).
+            if run.ending == "timeout" or len(answers) > 1:
+                out.append(f"response 0 did not arrive whole: {run.reply[:200]!r} {err}")
         elif answers[0].header(b"server") != b"haloy" and answers[0].status != ref.status:
             out.append(f"response 0 is {answers[0].status}, the backend sent {ref.status}")
         return out

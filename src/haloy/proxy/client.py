@@ -42,8 +42,9 @@ _IDEMPOTENT: Final = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b
 class _Reject(Exception):
     """Raised from a parser callback to stop parsing; `status` is the answer."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, head_only: bool = False) -> None:
         self.status = status
+        self.head_only = head_only  # the refused request is a HEAD: no body in the answer
 
 
 class ClientProtocol(ClientConnection):
@@ -100,7 +101,10 @@ class ClientProtocol(ClientConnection):
             if not isinstance(cause, _Reject):
                 log.error("request handling failed", exc_info=cause)
             self._flush()  # what complete requests before the bad one put out still goes
-            self._fail(cause.status if isinstance(cause, _Reject) else 400)
+            if isinstance(cause, _Reject):
+                self._fail(cause.status, cause.head_only)
+            else:
+                self._fail(400)
             return
         except httptools.HttpParserError:
             self._flush()
@@ -230,7 +234,7 @@ class ClientProtocol(ClientConnection):
         if end < 4:
             raise _Reject(400)  # cannot happen: llhttp saw the end of this head
         if len(raw) > self.limits.max_header_bytes:
-            raise _Reject(431)
+            raise _Reject(431, raw.startswith(b"HEAD "))
         self.deadline = INF
         parser = self.parser
         # The version from the request line llhttp validated ("... HTTP/1.1"): no string
@@ -238,7 +242,8 @@ class ClientProtocol(ClientConnection):
         le = raw.find(b"\r\n")
         if raw[le - 9 : le] not in _LINE_ENDS:
             # HTTP/0.9 has no head to route; anything above 1.1 is not spoken here.
-            raise _Reject(400 if parser.get_http_version() < "1.0" else 505)
+            raise _Reject(400 if parser.get_http_version() < "1.0" else 505,
+                          raw.startswith(b"HEAD "))
         self.cur = ex = Exchange()
         ex.client = self
         ex.method = method = parser.get_method()
@@ -516,13 +521,13 @@ class ClientProtocol(ClientConnection):
         if self.timer_at > deadline:
             self._set_deadline(deadline)
 
-    def _fail(self, status: int) -> None:
+    def _fail(self, status: int, head_only: bool = False) -> None:
         """The request stream is malformed: answer `status` in turn, then close."""
         self.stopped = True
         cur, self.cur = self.cur, None
         if cur is not None:
             head_only = cur.method == b"HEAD"
-        else:  # refused before its head was complete: the method is the first word of it
+        elif not head_only:  # refused inside its head: the method is the first word of it
             rest = self.carry or self.data[self.pos :]
             head_only = rest.lstrip(b"\r\n").startswith(b"HEAD ")
         if cur is not None and cur in self.queue:

@@ -77,7 +77,7 @@ class ClientConnection(asyncio.Protocol):
         # a super().__init__ frame per accepted connection.
         self.parser = httptools.HttpRequestParser(self)
 
-    def _fail(self, status: int) -> None:
+    def _fail(self, status: int, head_only: bool = False) -> None:
         """Answer `status` in turn, then close (the HTTP layer implements it)."""
         raise NotImplementedError
 
