@@ -616,3 +616,23 @@ async def test_smuggling_through_connection_never_reaches_a_uvicorn_app(
         server.should_exit = True
         await task
         sock.close()
+
+
+@pytest.mark.parametrize("cuts", [(), (5,), (2, 9)])
+async def test_a_refused_head_gets_no_body(
+    proxy_factory: Callable[..., ProxyProcess], cuts: tuple[int, ...]
+) -> None:
+    """RFC 9110 §9.3.2, however the refused head was split into reads."""
+    async with raw_backend() as be:
+        proxy = await _proxy(proxy_factory, be)
+        raw = (b"\nHEAD / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 1\r\n"
+               b"Content-Length: 2\r\n\r\n")
+        r, w = await asyncio.open_connection("127.0.0.1", proxy.http_port)
+        w.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for a, b in zip((0, *cuts), (*cuts, len(raw)), strict=True):
+            w.write(raw[a:b])
+            await w.drain()
+            await asyncio.sleep(0.05)  # separate reads on the proxy's side
+        got = await asyncio.wait_for(r.read(), 5)
+        w.close()
+        assert got.startswith(b"HTTP/1.1 400") and got.endswith(b"\r\n\r\n"), got

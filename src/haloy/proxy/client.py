@@ -528,7 +528,7 @@ class ClientProtocol(ClientConnection):
         if cur is not None:
             head_only = cur.method == b"HEAD"
         elif not head_only:  # refused inside its head: the method is the first word of it
-            rest = self.carry or self.data[self.pos :]
+            rest = self.carry + self.data[self.pos : self.pos + 8]
             head_only = rest.lstrip(b"\r\n").startswith(b"HEAD ")
         if cur is not None and cur in self.queue:
             if cur.upstream is not None or cur is self.queue[0]:
