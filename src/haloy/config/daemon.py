@@ -32,6 +32,9 @@ DEFAULT_HEALTH_FALL = 3
 DEFAULT_HEALTH_RISE = 2
 DEFAULT_HEALTH_CONCURRENCY = 10  # probes in flight at once; bounds load on a busy server
 LISTEN_OFF = "off"
+# Host directories below this may be bind-mounted by any deploy; /srv is the FHS home of
+# "data served by this system", and nothing of the OS or of haloy lives under it.
+DEFAULT_BIND_ROOT = Path("/srv/haloy")
 
 _HINT = "fix haloyd.yaml (see `haloyd config get`), then run `haloyd verify`"
 
@@ -160,6 +163,35 @@ class AcmeSettings(_Section):
         return self.directory_url
 
 
+class ContainerSettings(_Section):
+    """What a deploy request may ask of the host (the API token is not root on the host)."""
+
+    bind_root: Path = Field(
+        default=DEFAULT_BIND_ROOT,
+        description="Host paths below this may be bind-mounted (not the OS's or haloy's own).",
+    )
+    allowed_host_paths: tuple[Path, ...] = Field(
+        default=(),
+        description="More host paths (each with what is below it) a deploy may bind-mount; "
+        "the only way to allow /, /etc, the Docker socket or haloy's own directories.",
+    )
+
+    @field_validator("bind_root")
+    @classmethod
+    def _root(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError(f"bind_root must be an absolute path, got {str(value)!r}")
+        return value
+
+    @field_validator("allowed_host_paths")
+    @classmethod
+    def _paths(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        relative = [str(p) for p in value if not p.is_absolute()]
+        if relative:
+            raise ValueError(f"host paths must be absolute: {', '.join(relative)}")
+        return value
+
+
 class DaemonConfig(_Section):
     """The whole of haloyd.yaml."""
 
@@ -167,6 +199,7 @@ class DaemonConfig(_Section):
     health_monitor: HealthMonitorSettings = HealthMonitorSettings()
     proxy: ProxySettings = ProxySettings()
     acme: AcmeSettings = AcmeSettings()
+    containers: ContainerSettings = ContainerSettings()
 
     @model_validator(mode="before")
     @classmethod
@@ -212,4 +245,9 @@ acme:
   staging: false
   # email: you@example.com
   # ca_bundle: /path/to/ca.pem
+containers:
+  # Deploys may bind-mount host paths below bind_root, and named volumes; never the OS's
+  # or haloy's own directories unless listed in allowed_host_paths.
+  bind_root: "{DEFAULT_BIND_ROOT}"
+  allowed_host_paths: []
 """

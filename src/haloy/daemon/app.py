@@ -23,7 +23,7 @@ from typing import Any
 from haloy.config.paths import Paths
 from haloy.daemon.discovery import Discovery, Inventory
 from haloy.daemon.publisher import Publisher
-from haloy.daemon.route_builder import BuildResult, Controls, Extras, build_routes
+from haloy.daemon.route_builder import BuildResult, Controls, Extras, build_routes, host_owners
 from haloy.daemon.status import DaemonStatus, build_status
 from haloy.health.monitor import HealthMonitor, HealthSettings, Target
 from haloy.proxy.snapshot import Snapshot
@@ -105,12 +105,15 @@ class Haloyd:
 
     def _build(self) -> Snapshot:
         before = self._built.problems
-        self._built = build_routes(
-            self.inventory.replicas, self.monitor.routable, self.controls, self.extras
-        )
+        self._built = self.build()
         for p in set(self._built.problems) - set(before):
             log.warning("%s: %s", p.subject, p.reason)
         return self._built.snapshot
+
+    def build(self) -> BuildResult:
+        """Routes from the current state; contested hosts stay with the app holding them."""
+        return build_routes(self.inventory.replicas, self.monitor.routable, self.controls,
+                            self.extras, host_owners(self.publisher.current))
 
     def _on_published(self) -> None:
         self.routing = self._built

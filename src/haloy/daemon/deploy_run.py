@@ -18,6 +18,7 @@ from haloy.daemon.health_gate import GateFailed, wait_ready
 from haloy.daemon.route_control import BackendRef, RouteControl
 from haloy.errors import HaloyError, RuntimeError_
 from haloy.runtime.containers import STOP_GRACE_S, Containers
+from haloy.runtime.label_origin import sort_labels
 from haloy.runtime.labels import decode
 
 log = logging.getLogger("haloy.deployer")
@@ -117,7 +118,7 @@ class DeployRun:
         state = await self.containers.inspect(cid)
         if state is None or not state.running or not state.address:
             raise GateFailed(f"container {cid[:12]} is not running on the app network", cid)
-        labels = decode(state.labels)
+        labels = decode(sort_labels(state.labels, {}).own)
         backend = BackendRef(cid, state.address, labels.port, labels.deployment_id)
         await self.routes.join(self.spec.app, labels.domains, backend)
 
@@ -150,7 +151,7 @@ class DeployRun:
             state = await self.containers.inspect(old)
             if state is None:
                 raise RuntimeError_(f"old container {old[:12]} is gone", hint="redeploy the app")
-            labels = decode(state.labels)
+            labels = decode(sort_labels(state.labels, {}).own)
             await wait_ready(self.containers, old, labels.port, labels.health_check_path, 0,
                              deadline)
             await self._join(old)

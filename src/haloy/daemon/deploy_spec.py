@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from haloy.runtime.containers import ContainerSpec
+from haloy.runtime.label_origin import OWN_LABELS, own_list
 from haloy.runtime.labels import AppLabels, Domain, encode
 
 Strategy = Literal["rolling", "replace"]
@@ -101,6 +102,8 @@ def container_spec(
         AppLabels(spec.app, deployment_id, spec.domains, spec.port, spec.health_check_path)
     )
     labels = {**spec.extra_labels, **labels, REPLICA_LABEL: str(replica)}
+    # Only these count: any other dev.haloy.* label the image carries is ignored.
+    labels[OWN_LABELS] = own_list(labels)
     return ContainerSpec(
         name=container_name(spec.app, deployment_id, replica, spec.naming == "static"),
         image=image,

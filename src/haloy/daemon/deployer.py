@@ -25,10 +25,14 @@ from haloy.daemon.api.schemas import EventKind
 from haloy.daemon.deploy_plan import plan, plan_revert
 from haloy.daemon.deploy_run import DEFAULT_DRAIN_GRACE_S, DeployRun, StepFailed
 from haloy.daemon.deploy_spec import DeploySpec, image_tag, spec_from_stored
+from haloy.daemon.host_claims import HostRules, check_claims, claimed_hosts
+from haloy.daemon.instance import INSTANCE_LABEL, is_mine
+from haloy.daemon.mount_policy import MountPolicy, check_volumes
 from haloy.daemon.route_control import BackendRef, RouteControl
 from haloy.errors import HaloyError
 from haloy.runtime.containers import STOP_GRACE_S, Containers
-from haloy.runtime.docker import DockerRuntime
+from haloy.runtime.docker import ContainerSummary, DockerRuntime
+from haloy.runtime.label_origin import sort_labels
 from haloy.runtime.labels import APP_NAME, DEPLOYMENT_ID, LabelError, decode
 from haloy.store import Deployment, DeploymentStore, Status
 
@@ -66,6 +70,9 @@ class Deployer:
         stop_grace_s: int = STOP_GRACE_S,
         extra_labels: Mapping[str, str] | None = None,
         registry_auth: Callable[[str], Mapping[str, str] | None] | None = None,
+        hosts: HostRules | None = None,
+        mounts: MountPolicy | None = None,
+        instance: str | None = None,
     ) -> None:
         self.runtime = runtime
         self.containers = Containers(runtime.client, network)
@@ -78,7 +85,14 @@ class Deployer:
         self.extra_labels = dict(extra_labels or {})
         # Stored registry logins (image ref -> engine auth), for specs that carry none.
         self.registry_auth = registry_auth
+        self.hosts = hosts or HostRules()
+        self.mounts = mounts  # None: any volume (tests of the deployer alone)
+        # Containers another haloyd made (on a shared engine) are never stopped or adopted.
+        self.instance = instance
+        if instance is not None:
+            self.extra_labels[INSTANCE_LABEL] = instance
         self._busy: dict[str, str] = {}  # app -> running deployment id ("" while recording)
+        self._claims: dict[str, list[str]] = {}  # app -> names its running deployment routes
         self._tasks: dict[str, asyncio.Task[Deployment]] = {}  # deployment id -> task
 
     def _claim(self, app: str) -> None:
@@ -86,18 +100,31 @@ class Deployer:
             raise DeployConflict(app, self._busy[app] or "being recorded")
         self._busy[app] = ""
 
-    async def submit(self, spec: DeploySpec, *, rolled_back_from: str | None = None) -> Deployment:
-        """Record a pending deployment and start it; raise DeployConflict if one runs."""
+    async def submit(self, spec: DeploySpec, *, rolled_back_from: str | None = None,
+                     image_ref: str | None = None) -> Deployment:
+        """Record a pending deployment and start it; raise DeployConflict if one runs.
+
+        `image_ref` is what history shows as the image (default: `spec.image`).
+        """
         if self.extra_labels:
             spec = replace(spec, extra_labels={**self.extra_labels, **spec.extra_labels})
+        owners = dict(self.hosts.owners())
+        for app, hosts in self._claims.items():
+            owners.update(dict.fromkeys(hosts, app))
+        check_claims(spec.app, spec.domains, self.hosts.reserved, owners)
+        if self.mounts is not None:
+            check_volumes(spec.volumes, self.mounts)
         self._claim(spec.app)
+        self._claims[spec.app] = claimed_hosts(spec.domains)
         try:
             dep = await self.store.record(
-                spec.app, spec.image, spec.stored(), rolled_back_from=rolled_back_from
+                spec.app, image_ref or spec.image, spec.stored(),
+                rolled_back_from=rolled_back_from,
             )
             events = self.events.create(dep.id)
         except BaseException:
             del self._busy[spec.app]
+            del self._claims[spec.app]
             raise
         self._busy[spec.app] = dep.id
         events.append(EventKind.INFO, f"deployment {dep.id} of {spec.app} accepted",
@@ -128,8 +155,16 @@ class Deployer:
             raise ApiProblem(409, f"deployment {deployment_id} is {target.status}; only "
                              "deployments that succeeded can be rolled back to",
                              hint="pick a succeeded deployment from the history")
-        spec = spec_from_stored(target.config, image_tag(app, deployment_id), env)
-        return await self.submit(spec, rolled_back_from=deployment_id)
+        # The digest history recorded, not the `<app>:<id>` tag: a tag can be moved.
+        info = await self.containers.image_by_digest(target.image_digest, target.image_ref)
+        if info is None:
+            raise ApiProblem(409, f"the image of deployment {deployment_id} "
+                             f"({target.image_digest}) is no longer on this server",
+                             hint="deploy that version again with `haloy deploy`",
+                             code="image_missing")
+        spec = spec_from_stored(target.config, info.id, env)
+        return await self.submit(spec, rolled_back_from=deployment_id,
+                                 image_ref=target.image_ref)
 
     async def stop_app(
         self, app: str, remove_containers: bool = False, remove_volumes: bool = False
@@ -137,10 +172,12 @@ class Deployer:
         """Take the app out of the routes and stop (or remove) its containers; return their ids."""
         self._claim(app)
         try:
-            found = await self.runtime.list_containers(f"{APP_NAME}={app}")
+            found = await self._app_containers(app)
             # Draining first: no new request reaches a container that is about to stop.
             await self.routes.set_draining(app, [c.id for c in found])
             await self.routes.wait_published()
+            # Out of the routes before this returns: its domains are free for another app.
+            await self.routes.leave(app, [c.id for c in found])
             await self.routes.forget(app)
             for c in found:
                 if remove_containers:
@@ -170,8 +207,10 @@ class Deployer:
                 await self.containers.remove(c.id)
         apps: set[str] = set()
         for c in await self.runtime.list_containers(APP_NAME):
+            if not is_mine(c.labels, self.instance):
+                continue
             try:
-                labels = decode(c.labels)
+                labels = decode(sort_labels(c.labels, {}).own)
             except LabelError:
                 continue
             apps.add(labels.app)
@@ -216,6 +255,7 @@ class Deployer:
                 except HaloyError as exc:
                     log.error("deployment %s: handing routes back failed: %s", dep.id, exc)
             self._busy.pop(spec.app, None)
+            self._claims.pop(spec.app, None)
             self._tasks.pop(dep.id, None)
 
     async def _deploy(self, dep: Deployment, spec: DeploySpec, events: EventLog) -> Deployment:
@@ -238,7 +278,7 @@ class Deployer:
             problems = await run.revert(plan_revert(run.done))
             return await self._fail(dep, events, failed.reason, failed.container_id, lines,
                                     problems)
-        for c in await self.runtime.list_containers(f"{APP_NAME}={spec.app}"):
+        for c in await self._app_containers(spec.app):
             # The replaced containers, and any an earlier stop left behind.
             if c.id in old or (c.state != "running" and c.labels.get(DEPLOYMENT_ID) != dep.id):
                 await self.containers.remove(c.id)
@@ -272,9 +312,9 @@ class Deployer:
     async def _adopt_old(self, app: str, dep_id: str) -> list[str]:
         """The app's running containers, routed (they serve until replaced)."""
         old: list[str] = []
-        for c in await self.runtime.list_containers(f"{APP_NAME}={app}", all_states=False):
+        for c in await self._app_containers(app, all_states=False):
             try:
-                labels = decode(c.labels)
+                labels = decode(sort_labels(c.labels, {}).own)
             except LabelError:
                 continue
             state = await self.containers.inspect(c.id)
@@ -288,6 +328,11 @@ class Deployer:
                 log.warning("%s: old container %s not routed: %s", app, c.name, exc)
             old.append(c.id)
         return old
+
+    async def _app_containers(self, app: str, all_states: bool = True) -> list[ContainerSummary]:
+        """The app's containers on the engine that this haloyd may act on."""
+        found = await self.runtime.list_containers(f"{APP_NAME}={app}", all_states=all_states)
+        return [c for c in found if is_mine(c.labels, self.instance)]
 
     async def _mark_replaced(self, app: str, new_id: str) -> None:
         for d in await self.store.history(app):

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from haloy.daemon.route_builder import Problem, Replica
 from haloy.errors import RuntimeError_
 from haloy.runtime.docker import ContainerSummary, DockerRuntime
+from haloy.runtime.label_origin import sort_labels
 from haloy.runtime.labels import LabelError, claims_haloy, decode
 
 log = logging.getLogger("haloy.discovery")
@@ -53,19 +54,34 @@ class Inventory:
     labelled: int = 0
 
 
-def build_inventory(containers: Iterable[ContainerSummary], network: str) -> Inventory:
-    """Decode labels of running containers; report bad ones (pure)."""
+def build_inventory(
+    containers: Iterable[ContainerSummary], network: str,
+    image_labels: Mapping[str, Mapping[str, str]] | None = None,
+) -> Inventory:
+    """Decode the own labels of running containers; report bad and inherited ones (pure).
+
+    `image_labels` maps image id -> that image's labels: routing labels a container only
+    inherited from its image are ignored (label_origin).
+    """
     replicas: list[Replica] = []
     problems: list[Problem] = []
     labelled = 0
     for c in sorted(containers, key=lambda c: c.name):
         if not claims_haloy(c.labels):
             continue
-        labelled += 1
+        origin = sort_labels(c.labels, (image_labels or {}).get(c.image_id, {}))
+        if claims_haloy(origin.own):
+            labelled += 1
         if c.state != "running":
             continue  # stopped, paused or restarting: not routed, and nothing to report
+        problems.extend(
+            Problem(c.name, key, "set by the container's image, not when it was created; "
+                    "ignored") for key in origin.ignored
+        )
+        if not claims_haloy(origin.own):
+            continue
         try:
-            labels = decode(c.labels)
+            labels = decode(origin.own)
         except LabelError as exc:
             problems.extend(Problem(c.name, p.label, p.reason) for p in exc.problems)
             continue
@@ -95,6 +111,8 @@ class Discovery:
         self._window = window
         self._dirty = asyncio.Event()
         self._reported: tuple[Problem, ...] = ()
+        # Image ids are content digests: an image's labels never change, so they are kept.
+        self._image_labels: dict[str, Mapping[str, str]] = {}
         self.inventory: Inventory | None = None
         self.reconciles = 0
 
@@ -105,7 +123,10 @@ class Discovery:
     async def reconcile(self) -> Inventory:
         """List every container now, rebuild the inventory and report it."""
         containers = await self._runtime.list_containers()
-        inventory = build_inventory(containers, self._network)
+        for image_id in {c.image_id for c in containers if claims_haloy(c.labels)}:
+            if image_id and image_id not in self._image_labels:
+                self._image_labels[image_id] = await self._runtime.image_labels(image_id)
+        inventory = build_inventory(containers, self._network, self._image_labels)
         self.inventory = inventory
         self.reconciles += 1
         if inventory.problems != self._reported:

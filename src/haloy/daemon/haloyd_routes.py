@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from haloy.daemon.app import Haloyd
-from haloy.daemon.route_builder import build_routes
 from haloy.daemon.route_control import BackendRef, wait_idle
 from haloy.errors import RuntimeError_
 from haloy.runtime.labels import Domain
@@ -129,8 +128,7 @@ class HaloydRouteControl:
             current = h.publisher.current
             if current is None or h.publisher.proxy_hash != current.config_hash:
                 return False
-            wanted = build_routes(h.inventory.replicas, h.monitor.routable, h.controls, h.extras)
-            return current.model_copy(update={"generation": 0}) == wanted.snapshot
+            return current.model_copy(update={"generation": 0}) == h.build().snapshot
 
         h.request_publish()
         await self._until("publish the routes to haloy-proxy", in_force)

@@ -8,8 +8,10 @@ draining stay in the route as "draining" until it stops them. While a deploy run
 deployer pins the app's active set (`Controls.pinned`): exactly those routable containers
 serve, old and new side by side, so a rolling deploy moves traffic one replica at a time.
 
-A host claimed by two apps goes to the app whose name sorts first; the other claim is
-reported and dropped (its whole route when it is that route's canonical domain).
+A host belongs to the app that holds it: claimed by two apps, it stays with the app the last
+published snapshot routed it to (`owners`), else it goes to the app whose name sorts first; the
+other claim is reported and dropped (its whole route when it is that route's canonical domain).
+The API domain and `localhost` are never an app's: such claims are reported and dropped.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from dataclasses import dataclass, field
 
 from haloy.proxy.snapshot import ApiRoute, Backend, Endpoint, Route, Snapshot
 from haloy.runtime.labels import AppLabels
+
+# Names the proxy answers with haloyd's API: an app route for one would receive the token.
+LOCALHOST = "localhost"
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class Extras:
     api: ApiRoute | None = None
     acme_challenge_backend: Endpoint | None = None
     tls_hosts: frozenset[str] = frozenset()
+    trusted_proxies: tuple[str, ...] = ()  # haloyd.yaml proxy.trusted_proxies
 
 
 @dataclass(frozen=True)
@@ -82,63 +88,70 @@ class BuildResult:
     problems: tuple[Problem, ...] = ()
 
 
+def reserved_hosts(api_domain: str | None) -> frozenset[str]:
+    """Host names no app may claim: the API's."""
+    return frozenset({LOCALHOST} | ({api_domain} if api_domain else set()))
+
+
+def host_owners(snapshot: Snapshot | None) -> dict[str, str]:
+    """host -> app, for every name (domain or alias) `snapshot` routes to an app."""
+    if snapshot is None:
+        return {}
+    return {h: r.app for r in snapshot.routes for h in (r.domain, *r.aliases)}
+
+
 def build_routes(
     replicas: Iterable[Replica],
     routable: Callable[[str], bool],
     controls: Controls = Controls(),
     extras: Extras = Extras(),
+    owners: Mapping[str, str] | None = None,
 ) -> BuildResult:
-    """Build the snapshot (generation 0; the publisher numbers it)."""
+    """Build the snapshot (generation 0; the publisher numbers it).
+
+    `owners` (host -> app, from the last published snapshot) decides contested hosts.
+    """
     by_app: dict[str, list[Replica]] = {}
     for r in replicas:
         if r.container_id not in controls.excluded:
             by_app.setdefault(r.labels.app, []).append(r)
 
+    chosen = {app: _choose(app, group, routable, controls) for app, group in by_app.items()}
     routes: list[Route] = []
     apps: dict[str, AppRouting] = {}
     problems: list[Problem] = []
-    claimed: dict[str, str] = {}  # host -> app
-    for app in sorted(by_app):
-        group = sorted(by_app[app], key=lambda r: (r.labels.deployment_id, r.name))
-        draining = [r for r in group if r.container_id in controls.draining]
-        serving = [r for r in group if r.container_id not in controls.draining]
-        healthy_ids = {r.labels.deployment_id for r in serving if routable(r.container_id)}
-        candidates = healthy_ids or {r.labels.deployment_id for r in serving}
-        if not candidates:
-            candidates = {r.labels.deployment_id for r in draining}
-        deployment = max(candidates)
-        active = [
-            r for r in serving if r.labels.deployment_id == deployment and routable(r.container_id)
-        ]
-        pins = controls.pinned.get(app, frozenset())
-        pinned = [r for r in serving if r.container_id in pins and routable(r.container_id)]
-        if pinned:
-            active, deployment = pinned, max(r.labels.deployment_id for r in pinned)
-        # Domains come from the newest replica of the active deployment.
-        source = [r for r in group if r.labels.deployment_id == deployment][-1].labels
+    claimed = _owners({app: c[3] for app, c in chosen.items()}, owners or {})  # host -> app
+    reserved = reserved_hosts(extras.api.domain if extras.api else None)
+    for app in sorted(chosen):
+        deployment, active, draining, source = chosen[app]
         backends = tuple(
             [_backend(r, "active") for r in active] + [_backend(r, "draining") for r in draining]
         )
         hosts: list[str] = []
+        used: set[str] = set()  # names this app already routes
         for domain in source.domains:
-            owner = claimed.get(domain.name)
-            if owner == app:
+            if domain.name in used:
                 continue  # listed twice by the same app
-            if owner is not None:
+            if domain.name in reserved:
+                problems.append(_reserved(domain.name, app))
+                continue
+            owner = claimed[domain.name]
+            if owner != app:
                 problems.append(_conflict(domain.name, owner, app))
                 continue
             aliases: list[str] = []
             for alias in domain.aliases:
-                owner = claimed.get(alias)
-                if alias == domain.name or alias in aliases or owner == app:
+                if alias == domain.name or alias in aliases or alias in used:
                     continue
-                if owner is not None:
-                    problems.append(_conflict(alias, owner, app))
+                if alias in reserved:
+                    problems.append(_reserved(alias, app))
+                    continue
+                if claimed[alias] != app:
+                    problems.append(_conflict(alias, claimed[alias], app))
                     continue
                 aliases.append(alias)
-            for host in (domain.name, *aliases):
-                claimed[host] = app
             hosts.append(domain.name)
+            used.update((domain.name, *aliases))
             routes.append(
                 Route(
                     app=app,
@@ -159,14 +172,56 @@ def build_routes(
         )
     for app in sorted(controls.paused - set(apps)):
         for held in controls.held_routes.get(app, ()):
-            if any(claimed.get(h, app) != app for h in (held.domain, *held.aliases)):
+            names = (held.domain, *held.aliases)
+            if any(claimed.get(h, app) != app or h in reserved for h in names):
                 continue  # another app routes that name now
-            claimed.update(dict.fromkeys((held.domain, *held.aliases), app))
+            claimed.update(dict.fromkeys(names, app))
             routes.append(held.model_copy(update={"backends": (), "paused": True}))
     snapshot = Snapshot(
-        api=extras.api, acme_challenge_backend=extras.acme_challenge_backend, routes=tuple(routes)
+        api=extras.api, acme_challenge_backend=extras.acme_challenge_backend, routes=tuple(routes),
+        trusted_proxies=extras.trusted_proxies,
     )
     return BuildResult(snapshot, apps, tuple(problems))
+
+
+def _choose(
+    app: str, replicas: list[Replica], routable: Callable[[str], bool], controls: Controls
+) -> tuple[str, list[Replica], list[Replica], AppLabels]:
+    """An app's active deployment, active and draining replicas, and the labels whose
+    domains it routes (the newest replica of the active deployment)."""
+    group = sorted(replicas, key=lambda r: (r.labels.deployment_id, r.name))
+    draining = [r for r in group if r.container_id in controls.draining]
+    serving = [r for r in group if r.container_id not in controls.draining]
+    healthy_ids = {r.labels.deployment_id for r in serving if routable(r.container_id)}
+    candidates = healthy_ids or {r.labels.deployment_id for r in serving}
+    if not candidates:
+        candidates = {r.labels.deployment_id for r in draining}
+    deployment = max(candidates)
+    active = [
+        r for r in serving if r.labels.deployment_id == deployment and routable(r.container_id)
+    ]
+    pins = controls.pinned.get(app, frozenset())
+    pinned = [r for r in serving if r.container_id in pins and routable(r.container_id)]
+    if pinned:
+        active, deployment = pinned, max(r.labels.deployment_id for r in pinned)
+    source = [r for r in group if r.labels.deployment_id == deployment][-1].labels
+    return deployment, active, draining, source
+
+
+def _owners(sources: Mapping[str, AppLabels], held: Mapping[str, str]) -> dict[str, str]:
+    """host -> the app that gets it: its holder when that app still claims it, else the
+    claimant whose name sorts first."""
+    claims: dict[str, set[str]] = {}
+    for app, source in sources.items():
+        for domain in source.domains:
+            for host in (domain.name, *domain.aliases):
+                claims.setdefault(host, set()).add(app)
+    return {h: held[h] if held.get(h) in apps else min(apps) for h, apps in claims.items()}
+
+
+def _reserved(host: str, app: str) -> Problem:
+    return Problem(f"domain {host}", "dev.haloy.domain",
+                   f"claimed by app {app!r}, but it names haloyd's API; not routed")
 
 
 def _backend(r: Replica, state: str) -> Backend:

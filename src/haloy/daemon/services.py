@@ -35,9 +35,11 @@ from haloy.certs.issuer import AcmeSettings as IssuerSettings
 from haloy.certs.manager import CertEvent, CertificateManager, WantedCert, wanted_from_snapshot
 from haloy.certs.store import CertStore
 from haloy.config.daemon import LETSENCRYPT_PRODUCTION, AcmeSettings, DaemonConfig
+from haloy.config.paths import Paths
 from haloy.daemon.api import EventHub, LayerStore, create_api, make_server, serve_api
 from haloy.daemon.api.daemon_status import DaemonStatusProvider
 from haloy.daemon.api.exec import ExecHandlers
+from haloy.daemon.api.history_tags import HistoryTags
 from haloy.daemon.api.images import DockerImageLoader
 from haloy.daemon.api.layer_chains import EngineChains
 from haloy.daemon.api.logs import LogHandlers
@@ -49,11 +51,15 @@ from haloy.daemon.api_token import read_token
 from haloy.daemon.app import Extra, Haloyd, ServeSettings
 from haloy.daemon.deployer import Deployer
 from haloy.daemon.haloyd_routes import HaloydRouteControl
+from haloy.daemon.host_claims import HostRules
+from haloy.daemon.instance import instance_id
+from haloy.daemon.mount_policy import PROTECTED, MountPolicy
 from haloy.daemon.registry_auth import RegistryAuthStore, registries_file
-from haloy.daemon.route_builder import Extras
+from haloy.daemon.route_builder import Extras, host_owners, reserved_hosts
 from haloy.errors import HaloyError
 from haloy.proxy.control_client import send_control
 from haloy.proxy.snapshot import ApiRoute, Endpoint, Snapshot
+from haloy.runtime.containers import Containers
 from haloy.store import DeploymentStore
 
 log = logging.getLogger("haloy.daemon.services")
@@ -96,7 +102,8 @@ def service_extras(config: DaemonConfig) -> Extras:
     """The snapshot parts pointing at haloyd's own listener: API route and ACME passthrough."""
     backend = Listen.parse(config.api.listen).backend
     return Extras(api=ApiRoute(domain=config.api.domain, backend=backend),
-                  acme_challenge_backend=backend)
+                  acme_challenge_backend=backend,
+                  trusted_proxies=config.proxy.trusted_proxies)
 
 
 def api_service(
@@ -116,8 +123,13 @@ def api_service(
         ring = LogRing()  # `haloy server logs` reads haloyd's own log from here
         logging.getLogger().addHandler(ring)
         registries = RegistryAuthStore(registries_file(paths))
+        instance = instance_id(paths.data_dir)
+        hosts = HostRules(reserved_hosts(config.api.domain),
+                          lambda: host_owners(haloyd.publisher.current))
         deployer = Deployer(haloyd.runtime, HaloydRouteControl(haloyd), store, events,
-                            network=haloyd.settings.network, registry_auth=registries.auth_for)
+                            network=haloyd.settings.network, registry_auth=registries.auth_for,
+                            hosts=hosts, mounts=mount_policy(config, paths),
+                            instance=instance)
         client = haloyd.runtime.client
         try:
             await haloyd.ready.wait()
@@ -139,14 +151,18 @@ def api_service(
                              layers=LayerStore(paths.layers_dir), deployer=deployer,
                              images=DockerImageLoader(haloyd.runtime.client),
                              chains=EngineChains(client),
+                             history_tags=HistoryTags(Containers(client), store),
                              public_routes=[acme],
                              engine_id=await engine_id(haloyd),
                              groups={"registries": RegistryHandlers(registries, client),
                                      "prune": PruneHandlers(client, store),
                                      "server_logs": ServerLogHandlers(ring),
-                                     "exec": ExecHandlers(client),
-                                     "tunnel": TunnelHandlers(client, haloyd.settings.network)},
-                             logs=LogHandlers(client))
+                                     "exec": ExecHandlers(haloyd.runtime.streams,
+                                                          instance=instance),
+                                     "tunnel": TunnelHandlers(client, haloyd.settings.network,
+                                                              instance=instance)},
+                             logs=LogHandlers(client, streams=haloyd.runtime.streams,
+                                              instance=instance))
             server = make_server(app, listen.bind_host, listen.port)
             log.info("API listening on %s:%d", listen.bind_host, listen.port)
             await serve_api(server)
@@ -156,6 +172,16 @@ def api_service(
             await store.close()
 
     return run
+
+
+def mount_policy(config: DaemonConfig, paths: Paths) -> MountPolicy:
+    """haloyd.yaml's `containers` section, with haloy's own directories protected."""
+    own = tuple(str(p.resolve()) for p in (paths.config_dir, paths.data_dir))
+    return MountPolicy(
+        bind_root=str(config.containers.bind_root),
+        allowed=tuple(str(p) for p in config.containers.allowed_host_paths),
+        protected=PROTECTED + own,
+    )
 
 
 async def wait_listening(endpoint: Endpoint, timeout: float) -> bool:

@@ -39,6 +39,19 @@ class ImageInfo:
         return self.repo_digests[0].split("@", 1)[1] if self.repo_digests else self.id
 
 
+def digests_of(info: ImageInfo) -> list[str]:
+    """The registry digests of an image (`sha256:...`, without the repository)."""
+    return [d.split("@", 1)[1] for d in info.repo_digests if "@" in d]
+
+
+def repository(ref: str) -> str:
+    """`ref` without its tag or digest: registry:5000/team/app:v1 -> registry:5000/team/app."""
+    if "@" in ref:
+        return ref.split("@", 1)[0]
+    name, sep, tag = ref.rpartition(":")
+    return name if sep and "/" not in tag else ref
+
+
 @dataclass(frozen=True)
 class ContainerSpec:
     """Everything needed to create one app container."""
@@ -94,6 +107,16 @@ class Containers:
                 return None
             raise
         return ImageInfo(str(data["Id"]), tuple(data.get("RepoDigests") or ()))
+
+    async def image_by_digest(self, digest: str, image_ref: str = "") -> ImageInfo | None:
+        """The local image `digest` names (its id, or a registry digest of `image_ref`'s
+        repository), whatever tags it carries now; None when the engine no longer has it."""
+        repo = repository(image_ref)
+        for ref in (digest, *([f"{repo}@{digest}"] if repo else [])):
+            info = await self.image(ref)
+            if info is not None and digest in (info.id, *digests_of(info)):
+                return info
+        return None
 
     async def pull(self, ref: str, auth: Mapping[str, str] | None = None) -> None:
         """Pull `ref` from its registry."""

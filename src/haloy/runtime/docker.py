@@ -23,6 +23,13 @@ DEFAULT_NETWORK = "haloy"
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 # Short calls (ping, list, inspect) that take longer than this mean dockerd is wedged.
 CALL_TIMEOUT = 30.0
+# Engine connections for calls (discovery, deployer, inspect, list): aiohttp's default pool.
+CALL_POOL = 100
+# Long-lived streams (log follows, exec output) get a pool of their own, so however many a
+# client opens and abandons, discovery and deploys keep their connections.
+STREAM_POOL = 64
+# A call that waits this long for a free pooled connection fails instead of hanging.
+POOL_WAIT_S = 30.0
 # aiodocker reports connection failures as DockerError with this pseudo status.
 _AIODOCKER_UNREACHABLE = 900
 _START_HINT = (
@@ -40,6 +47,7 @@ class ContainerSummary:
     labels: Mapping[str, str]
     state: str  # created | running | paused | restarting | exited | dead
     networks: Mapping[str, str] = field(default_factory=dict)  # network name -> IPv4 address
+    image_id: str = ""
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> ContainerSummary:
@@ -52,6 +60,7 @@ class ContainerSummary:
             labels=dict(data.get("Labels") or {}),
             state=str(data.get("State", "")),
             networks={n: str(v.get("IPAddress") or "") for n, v in nets.items()},
+            image_id=str(data.get("ImageID") or ""),
         )
 
 
@@ -77,21 +86,38 @@ def translate_errors(action: str) -> Iterator[None]:
         ) from exc
 
 
-class DockerRuntime:
-    """An open connection to one Docker engine."""
+def open_client(url: str, pool: int, keep_alive: bool = True) -> aiodocker.Docker:
+    """An aiodocker client on `url` with at most `pool` engine connections (unix sockets)."""
+    timeout = aiohttp.ClientTimeout(connect=POOL_WAIT_S)  # aiohttp counts the pool wait in it
+    # api_version is pinned so connecting never needs a round trip; 1.41 = engine 20.10.
+    if not url.startswith("unix://"):
+        return aiodocker.Docker(url=url, api_version="v1.41", timeout=timeout)
+    session = aiohttp.ClientSession(
+        connector=aiohttp.UnixConnector(url.removeprefix("unix://"), limit=pool,
+                                        force_close=not keep_alive),
+        timeout=timeout,
+    )
+    return aiodocker.Docker(url=url, api_version="v1.41", session=session, timeout=timeout)
 
-    def __init__(self, client: aiodocker.Docker, docker_host: str) -> None:
+
+class DockerRuntime:
+    """An open connection to one Docker engine: one pool for calls, one for streams."""
+
+    def __init__(self, client: aiodocker.Docker, docker_host: str,
+                 streams: aiodocker.Docker | None = None) -> None:
         self._client = client
         self.docker_host = docker_host
+        self.streams = streams or client
 
     @classmethod
     async def connect(cls, docker_host: str | None = None) -> DockerRuntime:
         """Connect to docker_host, else DOCKER_HOST, else the default socket, and ping it."""
         url = docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
         with translate_errors(f"connecting to {url}"):
-            # api_version is pinned so connecting never needs a round trip; 1.41 = engine 20.10.
-            client = aiodocker.Docker(url=url, api_version="v1.41")
-        runtime = cls(client, url)
+            client = open_client(url, CALL_POOL)
+            # A stream's connection is never reused: none sits idle once its stream ended.
+            streams = open_client(url, STREAM_POOL, keep_alive=False)
+        runtime = cls(client, url, streams)
         try:
             await runtime.ping()
         except BaseException:
@@ -105,8 +131,10 @@ class DockerRuntime:
         return self._client
 
     async def close(self) -> None:
-        """Release the HTTP session."""
-        await self._client.close()
+        """Release both HTTP sessions."""
+        for client in {id(c): c for c in (self._client, self.streams)}.values():
+            await client.close()
+            await client.session.close()  # ours when open_client made it; closing is idempotent
 
     async def ping(self) -> None:
         """Raise RuntimeError_ unless the engine answers."""
@@ -166,6 +194,18 @@ class DockerRuntime:
                 ) as resp:
                     data = await resp.json()
         return [ContainerSummary.from_api(c) for c in data]
+
+    async def image_labels(self, image_id: str) -> Mapping[str, str]:
+        """The labels of a local image ({} when the engine no longer has it)."""
+        try:
+            with translate_errors(f"inspecting image {image_id[:19]}"):
+                async with asyncio.timeout(CALL_TIMEOUT):
+                    data = await self._client.images.inspect(image_id)
+        except RuntimeError_ as exc:
+            if isinstance(exc.__cause__, aiodocker.DockerError) and exc.__cause__.status == 404:
+                return {}
+            raise
+        return dict((data.get("Config") or {}).get("Labels") or {})
 
     async def events(
         self,

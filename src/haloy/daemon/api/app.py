@@ -14,6 +14,7 @@ from haloy.daemon.api.deploys import DeployHandlers, DeployService
 from haloy.daemon.api.endpoints import ENDPOINTS
 from haloy.daemon.api.events import EventHub
 from haloy.daemon.api.handlers import SSE_HEARTBEAT_S, Handlers
+from haloy.daemon.api.history_tags import HistoryTags
 from haloy.daemon.api.images import ImageHandlers, ImageLoader
 from haloy.daemon.api.layer_chains import ChainSource
 from haloy.daemon.api.layers import LayerStore
@@ -61,6 +62,7 @@ def create_api(
     engine_id: str | None = None,
     groups: Mapping[str, object] | None = None,
     chains: ChainSource | None = None,
+    history_tags: HistoryTags | None = None,
 ) -> ASGIApp:
     """Build the API app; `public_routes` (e.g. the ACME HTTP-01 answer) skip the token.
 
@@ -68,7 +70,8 @@ def create_api(
     `layers`; image loading (assemble, whole tars) only with an `images` loader;
     container logs only with `logs`. With `chains` (the engine's layer chains) a layer check
     and an assembly count what the engine already has. `engine_id` (the Docker engine's ID)
-    lets a CLI on the same engine skip the image upload.
+    lets a CLI on the same engine skip the image upload. With `history_tags` an image upload
+    may not move a deployment's `<app>:<id>` tag.
     Endpoints with a `group` are mounted when `groups` maps it to their handlers' owner.
     """
     if len(token) < MIN_TOKEN_LENGTH:
@@ -99,7 +102,9 @@ def create_api(
         chains if layers is not None else None,
     )
     deploys = DeployHandlers(deployer) if deployer is not None else None
-    image_handlers = ImageHandlers(images, layers, chains) if images is not None else None
+    image_handlers = (
+        ImageHandlers(images, layers, chains, history_tags) if images is not None else None
+    )
     routes: dict[str, BaseRoute] = {}
     for ep in mounted:
         owner: object = (

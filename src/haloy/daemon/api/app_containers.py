@@ -12,6 +12,7 @@ from typing import Any
 import aiodocker
 
 from haloy.daemon.api.problems import ApiProblem
+from haloy.daemon.instance import is_mine
 from haloy.runtime.labels import APP_NAME, DEPLOYMENT_ID
 
 _HINT = "see the app's containers with GET /v1/apps/{app} (haloy status)"
@@ -33,11 +34,16 @@ def pick(found: list[Any], wanted: str | None, every: bool) -> list[Any]:
 
 
 async def app_containers(
-    client: aiodocker.Docker, app: str, wanted: str | None, every: bool, running: bool = False
+    client: aiodocker.Docker, app: str, wanted: str | None, every: bool, running: bool = False,
+    instance: str | None = None,
 ) -> list[Any]:
-    """The app's containers a request means; 404 (with a hint) when there is none."""
+    """The app's containers a request means; 404 (with a hint) when there is none.
+
+    With `instance`, containers another haloyd created are not the app's here.
+    """
     found = await client.containers.list(all=not running,
                                          filters={"label": [f"{APP_NAME}={app}"]})
+    found = [c for c in found if is_mine(c["Labels"] or {}, instance)]
     chosen = pick(found, wanted, every)
     if not chosen:
         state = "running " if running else ""

@@ -6,6 +6,7 @@ A second deploy, rollback or stop of an app while a deployment of it runs is ref
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -23,6 +24,7 @@ from haloy.daemon.api.schemas import (
 )
 from haloy.daemon.api.validate import deployment_id_problem
 from haloy.daemon.deploy_spec import DeploySpec
+from haloy.daemon.history_config import kept_config
 from haloy.runtime.labels import AppLabels, Domain, LabelError, decode, encode
 from haloy.store import Deployment
 
@@ -49,6 +51,20 @@ class DeployService(Protocol):
         ...
 
 
+# POSIX's portable env names: a name with '=' or NUL would set another variable than named.
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_env(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` when every name is a valid variable name, else 422 naming the bad ones."""
+    bad = [name for name in env if not ENV_NAME.fullmatch(name)]
+    if bad:
+        raise ApiProblem(422, "invalid env names: " + ", ".join(repr(n) for n in bad),
+                         hint="env names are letters, digits and '_', not starting with a "
+                         "digit", code="invalid_env")
+    return dict(env)
+
+
 def spec_from_request(body: DeployRequest) -> DeploySpec:
     """A DeploySpec from a request; names, domains and the health path checked like labels."""
     app = check_app(body.app)
@@ -72,14 +88,14 @@ def spec_from_request(body: DeployRequest) -> DeploySpec:
         port=body.port,
         health_check_path=body.health_check_path,
         min_ready_seconds=body.min_ready_seconds,
-        env=dict(body.env),
+        env=check_env(body.env),
         volumes=tuple(body.volumes),
         strategy=body.strategy,
         naming=body.naming_strategy,
         pull_policy=body.pull_policy,
         history_count=body.history_count,
         deadline_s=body.deadline_seconds,
-        config=dict(body.config),
+        config=kept_config(body.config),
         registry_auth=_auth(body),
     )
 
@@ -117,7 +133,8 @@ class DeployHandlers:
         problem = deployment_id_problem(body.deployment_id)
         if problem:
             raise ApiProblem(400, f"invalid deployment id {body.deployment_id!r}", hint=problem)
-        return accepted(await self.deployer.rollback(app, body.deployment_id, body.env))
+        env = check_env(body.env)
+        return accepted(await self.deployer.rollback(app, body.deployment_id, env))
 
     async def stop(self, request: Request) -> Response:
         """POST /v1/apps/{app}/stop"""

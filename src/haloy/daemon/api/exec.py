@@ -73,8 +73,10 @@ def parse_request(raw: bytes) -> ExecRequest:
 class ExecHandlers:
     """Runs commands in an app's running containers through the engine."""
 
-    def __init__(self, client: aiodocker.Docker, max_output: int = DEFAULT_MAX_OUTPUT) -> None:
+    def __init__(self, client: aiodocker.Docker, max_output: int = DEFAULT_MAX_OUTPUT,
+                 instance: str | None = None) -> None:
         self.client = client
+        self.instance = instance  # only this haloyd's containers
         self.max_output = max_output
 
     async def app_exec(self, request: Request) -> Response:
@@ -82,7 +84,7 @@ class ExecHandlers:
         app = check_app(request.path_params["app"])
         body = parse_request(await request.body())
         containers = await app_containers(self.client, app, body.container, body.all_containers,
-                                          running=True)
+                                          running=True, instance=self.instance)
         # Create every exec first: a container that cannot take one (409) fails the request
         # before any command started anywhere.
         marker = f"{MARKER}={uuid.uuid4().hex}"

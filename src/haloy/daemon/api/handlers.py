@@ -15,6 +15,7 @@ from haloy.daemon.api.endpoints import API_VERSION, SSE
 from haloy.daemon.api.events import EventHub, EventLog
 from haloy.daemon.api.layer_chains import ChainSource, covered_now
 from haloy.daemon.api.layers import LayerStore, check_digest
+from haloy.daemon.api.numbers import whole_number
 from haloy.daemon.api.problems import ApiProblem
 from haloy.daemon.api.schemas import (
     AppList,
@@ -30,6 +31,7 @@ from haloy.daemon.api.schemas import (
 )
 from haloy.daemon.api.status import StatusProvider
 from haloy.daemon.api.validate import app_name_problem, deployment_id_problem
+from haloy.daemon.history_config import redact
 from haloy.store import Deployment, DeploymentStore, Status
 
 # A comment line this often keeps proxies and clients from timing out an idle event stream.
@@ -60,7 +62,7 @@ def deployment_out(dep: Deployment) -> DeploymentOut:
         status=dep.status.value,
         image_ref=dep.image_ref,
         image_digest=dep.image_digest,
-        config=dep.config,
+        config=redact(dep.config),  # rows stored before literals were masked
         reason=dep.reason,
         created_at=dep.created_at,
         updated_at=dep.updated_at,
@@ -152,15 +154,13 @@ class Handlers:
         """GET /v1/apps/{app}/deployments[?limit=N]"""
         name = check_app(request.path_params["app"])
         raw = request.query_params.get("limit")
-        limit = None
-        if raw is not None:
-            if not raw.isdigit() or not 1 <= int(raw) <= MAX_HISTORY_LIMIT:
-                raise ApiProblem(
-                    400,
-                    f"invalid limit {raw!r}",
-                    hint=f"limit is a whole number from 1 to {MAX_HISTORY_LIMIT}",
-                )
-            limit = int(raw)
+        limit = whole_number(raw)
+        if raw is not None and (limit is None or not 1 <= limit <= MAX_HISTORY_LIMIT):
+            raise ApiProblem(
+                400,
+                f"invalid limit {raw!r}",
+                hint=f"limit is a whole number from 1 to {MAX_HISTORY_LIMIT}",
+            )
         history = await self.store.history(name, limit)
         return model_response(
             DeploymentList(app=name, deployments=[deployment_out(d) for d in history])
@@ -176,7 +176,8 @@ class Handlers:
         if log is None:  # not `or`: an empty log is falsy (len 0) yet must be followed
             log = await self._log_from_history(dep_id)
         last = request.headers.get("last-event-id", "")
-        start = int(last) + 1 if last.isdigit() else 0
+        seen = whole_number(last)
+        start = seen + 1 if seen is not None else 0
         return StreamingResponse(
             follow(log, start, self.heartbeat),
             media_type=SSE,
@@ -225,7 +226,7 @@ class Handlers:
         if size is not None:
             return model_response(LayerStored(digest=digest, size=size, stored=False))
         declared = request.headers.get("content-length")
-        expected = int(declared) if declared and declared.isdigit() else None
+        expected = whole_number(declared)
         size = await layers.receive(digest, request.stream(), expected)
         return model_response(LayerStored(digest=digest, size=size, stored=True), status=201)
 

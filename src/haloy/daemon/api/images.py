@@ -17,9 +17,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from haloy.daemon.api.handlers import model_response
+from haloy.daemon.api.history_tags import HistoryTags
 from haloy.daemon.api.image_tar import ImageSpecError, image_tar, layer_name, parse_spec
 from haloy.daemon.api.layer_chains import ChainSource, engine_covered
 from haloy.daemon.api.layers import LayerStore, check_digest
+from haloy.daemon.api.numbers import whole_number
 from haloy.daemon.api.problems import ApiProblem
 from haloy.daemon.api.schemas import AssembleRequest, ImageLoaded
 
@@ -100,11 +102,13 @@ class ImageHandlers:
     """POST /v1/images/assemble and POST /v1/images."""
 
     def __init__(
-        self, loader: ImageLoader, layers: LayerStore | None, chains: ChainSource | None = None
+        self, loader: ImageLoader, layers: LayerStore | None, chains: ChainSource | None = None,
+        history: HistoryTags | None = None,
     ) -> None:
         self.loader = loader
         self.layers = layers
         self.chains = chains
+        self.history = history  # deployments' tags an upload may not move
 
     async def _engine_has(self, diff_ids: tuple[str, ...]) -> frozenset[str]:
         if self.chains is None:
@@ -145,6 +149,8 @@ class ImageHandlers:
             if lost:
                 raise missing_problem(spec.ref, lost) from exc
             raise
+        if self.history is not None:
+            await self.history.check(refs or [spec.ref])
         log.info("assembled %s from %d uploaded layer(s) and %d of the engine's, %d bytes",
                  spec.ref, len(paths), len(unstored), tar.bytes)
         return model_response(
@@ -154,10 +160,12 @@ class ImageHandlers:
     async def images_load(self, request: Request) -> Response:
         """POST /v1/images (a whole `docker save` tar as the body)"""
         declared = request.headers.get("content-length")
-        expected = int(declared) if declared and declared.isdigit() else None
+        expected = whole_number(declared)
         if self.layers is not None:
             self.layers.preflight(expected)
         tar = Counted(request.stream())
         refs = await self.loader.load(aiter(tar))
+        if self.history is not None:
+            await self.history.check(refs)
         log.info("loaded %s from a %d-byte tar", ", ".join(refs) or "an image", tar.bytes)
         return model_response(ImageLoaded(refs=refs, layers=0, bytes=tar.bytes), status=201)

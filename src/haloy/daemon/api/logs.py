@@ -2,6 +2,10 @@
 
 Docker multiplexes both streams into one; reading each with its own request keeps them apart.
 Lines carry Docker's timestamps so a finite (non-follow) answer is merged in time order.
+
+A follow holds engine connections until the client goes away; they are closed on every exit
+path (client gone, container stopped, haloyd stopping), and they come from the engine
+client's stream pool, never from the one discovery and deploys use.
 """
 
 from __future__ import annotations
@@ -9,18 +13,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
 import aiodocker
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Send
 
 from haloy.daemon.api.app_containers import app_containers
 from haloy.daemon.api.endpoints import SSE
 from haloy.daemon.api.handlers import check_app
+from haloy.daemon.api.numbers import whole_number
 from haloy.daemon.api.problems import ApiProblem
+from haloy.errors import RuntimeError_
+from haloy.runtime.log_stream import follow_log
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TAIL = 100
 MAX_TAIL = 10000
@@ -65,17 +76,40 @@ def parse_tail(raw: str | None) -> int:
     """The `tail` query parameter (default 100); 400 when not 0..MAX_TAIL."""
     if raw is None:
         return DEFAULT_TAIL
-    if not raw.isdigit() or int(raw) > MAX_TAIL:
+    tail = whole_number(raw)
+    if tail is None or tail > MAX_TAIL:
         raise ApiProblem(400, f"invalid tail {raw!r}", hint=f"tail is 0 to {MAX_TAIL} lines")
-    return int(raw)
+    return tail
+
+
+class ClosingStream(StreamingResponse):
+    """A streaming answer whose body generator is closed however the answer ends.
+
+    Starlette stops iterating when the client disconnects but leaves a body generator that
+    sits at a `yield` unclosed; its `finally` (which lets go of engine streams) would then
+    wait for the garbage collector.
+    """
+
+    def __init__(self, body: AsyncGenerator[bytes, None], **kwargs: Any) -> None:
+        super().__init__(body, **kwargs)
+        self._body = body
+
+    async def stream_response(self, send: Send) -> None:
+        """Stream the body; close its generator on every way out."""
+        async with contextlib.aclosing(self._body):
+            await super().stream_response(send)
 
 
 class LogHandlers:
     """Reads an app's container logs from the engine."""
 
-    def __init__(self, client: aiodocker.Docker, heartbeat: float = 15.0) -> None:
+    def __init__(self, client: aiodocker.Docker, heartbeat: float = 15.0,
+                 streams: aiodocker.Docker | None = None, instance: str | None = None) -> None:
         self.client = client
+        self.instance = instance  # only this haloyd's containers
         self.heartbeat = heartbeat
+        # Follows hold engine connections indefinitely: they come from their own pool.
+        self.streams = streams or client
 
     async def app_logs(self, request: Request) -> Response:
         """GET /v1/apps/{app}/logs[?tail=N&follow=false&container=ID&all=true]"""
@@ -84,11 +118,12 @@ class LogHandlers:
         tail = parse_tail(q.get("tail"))
         follow = q.get("follow", "true").lower() not in ("0", "false", "no")
         every = q.get("all", "false").lower() in ("1", "true", "yes")
-        containers = await app_containers(self.client, app, q.get("container") or None, every)
+        containers = await app_containers(self.client, app, q.get("container") or None, every,
+                                          instance=self.instance)
         body = self._follow(containers, tail) if follow else self._finite(containers, tail)
-        return StreamingResponse(body, media_type=SSE, headers={"x-accel-buffering": "no"})
+        return ClosingStream(body, media_type=SSE, headers={"x-accel-buffering": "no"})
 
-    async def _finite(self, containers: list[Any], tail: int) -> AsyncIterator[bytes]:
+    async def _finite(self, containers: list[Any], tail: int) -> AsyncGenerator[bytes, None]:
         lines: list[LogLine] = []
         for c in containers:
             for stream in STREAMS:
@@ -99,17 +134,23 @@ class LogHandlers:
             yield line.sse()
         yield b"event: end\ndata: {}\n\n"
 
-    async def _follow(self, containers: list[Any], tail: int) -> AsyncIterator[bytes]:
+    async def _follow(self, containers: list[Any], tail: int) -> AsyncGenerator[bytes, None]:
         queue: asyncio.Queue[LogLine | None] = asyncio.Queue(maxsize=1000)
 
         async def pump(c: Any, stream: str) -> None:
             try:
-                async for chunk in c.log(**{stream: True}, follow=True, tail=tail,
-                                         timestamps=True):
-                    for line in split_stamped(c.id[:12], stream, chunk):
-                        await queue.put(line)
+                async with contextlib.aclosing(follow_log(self.streams, c.id, stream,
+                                                          tail)) as chunks:
+                    async for chunk in chunks:
+                        for line in split_stamped(c.id[:12], stream, chunk):
+                            await queue.put(line)
+            except RuntimeError_ as exc:
+                # The container went away, or the stream pool stayed full: this part ends.
+                log.info("log follow of %s ended: %s", c.id[:12], exc)
             finally:
-                await queue.put(None)
+                task = asyncio.current_task()
+                if task is None or not task.cancelling():  # cancelled: nobody counts ends
+                    await queue.put(None)
 
         tasks = [asyncio.create_task(pump(c, s)) for c in containers for s in STREAMS]
         try:

@@ -15,6 +15,7 @@ from starlette.datastructures import Headers
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from haloy.daemon.api.numbers import whole_number
 from haloy.daemon.api.problems import SECURITY_HEADERS, ApiProblem, problem_response
 from haloy.daemon.api.ratelimit import RateLimiter
 
@@ -151,7 +152,8 @@ class BodyLimit:
             hint="send a smaller body; layers are uploaded one per request",
         )
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        size = whole_number(declared)
+        if size is not None and size > limit:
             await problem_response(413, too_large.message, hint=too_large.hint)(
                 scope, receive, send
             )

@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket
 
 from haloy.daemon.api.app_containers import app_containers, network_address
 from haloy.daemon.api.handlers import check_app
+from haloy.daemon.api.numbers import whole_number
 from haloy.daemon.api.problems import ApiProblem, to_response
 
 # Close codes 4000-4999 are the application's (RFC 6455 §7.4.2); 4502 echoes HTTP 502.
@@ -31,10 +32,11 @@ _GONE = "gone"
 
 def parse_port(raw: str | None) -> int:
     """The `port` query parameter: 1..65535, else 400."""
-    if raw is None or not raw.isdigit() or not 1 <= int(raw) <= 65535:
+    port = whole_number(raw)
+    if port is None or not 1 <= port <= 65535:
         raise ApiProblem(400, f"invalid port {raw!r}", hint="give the container port as "
                          "?port=N with N from 1 to 65535 (haloy tunnel --port N)")
-    return int(raw)
+    return port
 
 
 def close_reason(text: str) -> str:
@@ -55,8 +57,9 @@ class TunnelHandlers:
     """Connects tunnels to the app containers' addresses on the app network."""
 
     def __init__(self, client: aiodocker.Docker, network: str | None = None,
-                 connect_timeout: float = CONNECT_TIMEOUT_S) -> None:
+                 connect_timeout: float = CONNECT_TIMEOUT_S, instance: str | None = None) -> None:
         self.client = client
+        self.instance = instance  # only this haloyd's containers
         self.network = network
         self.connect_timeout = connect_timeout
 
@@ -64,7 +67,8 @@ class TunnelHandlers:
         app = check_app(websocket.path_params["app"])
         port = parse_port(websocket.query_params.get("port"))
         wanted = websocket.query_params.get("container") or None
-        container = (await app_containers(self.client, app, wanted, False, running=True))[0]
+        container = (await app_containers(self.client, app, wanted, False, running=True,
+                                          instance=self.instance))[0]
         address = network_address(await container.show(), self.network)
         if address is None:
             raise ApiProblem(409, f"container {container.id[:12]} has no network address",
