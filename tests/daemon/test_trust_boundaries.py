@@ -8,10 +8,13 @@ records on rollback, mount the host.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
+import os
 import tarfile
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -476,5 +479,69 @@ async def test_exec_and_stop_leave_another_haloyds_containers_alone(
         assert stopped.status_code == 200, stopped.text
         assert other not in stopped.json()["containers"] and stopped.json()["containers"]
         assert docker_cli("inspect", "-f", "{{.State.Running}}", other) == "true"
+    finally:
+        forget_app(app)
+
+
+# -- uploaded layers do not pile up --------------------------------------------------------------
+
+
+def image_layers(ref: str, dest: Path) -> dict[str, bytes]:
+    """diff id -> layer tar bytes of `ref` (from `docker save`)."""
+    docker_cli("save", "-o", str(dest), ref, timeout=120)
+    found: dict[str, bytes] = {}
+    with tarfile.open(dest) as tar:
+        for member in tar.getmembers():
+            if member.isfile() and member.name.endswith("layer.tar"):
+                data = tar.extractfile(member).read()  # type: ignore[union-attr]
+                found["sha256:" + hashlib.sha256(data).hexdigest()] = data
+    return found
+
+
+async def test_uploaded_layers_no_kept_deployment_needs_are_pruned(
+    hd: HaloydServer, tmp_path: Path,
+) -> None:
+    app = unique("p")
+    c = hd.client
+    store = hd.paths.data_dir / "layers" / "sha256"
+
+    async def upload(data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        put = await c.put(f"/v1/images/layers/{digest}", content=data)
+        assert put.status_code in (200, 201), put.text
+        return digest
+
+    def age(digest: str, days: float = 2) -> None:
+        then = time.time() - days * 86400
+        os.utime(store / digest.removeprefix("sha256:"), (then, then))
+
+    try:
+        _, last = await deploy(c, body(app, f"{app}.test"))
+        assert last == "succeeded"
+        # An old upload of a layer the deployed image has: kept.
+        needed = await upload(next(iter(image_layers(f"{TEST_IMAGE}:v1",
+                                                     tmp_path / "v1.tar").values())))
+        stale = await upload(os.urandom(4096))  # old, in no image: goes
+        fresh = await upload(os.urandom(4096))  # in no image, but just uploaded: kept
+        for digest in (needed, stale):
+            age(digest)
+        plan = await c.post("/v1/images/prune", json={"dryRun": True})
+        assert plan.status_code == 200, plan.text
+        assert [layer["digest"] for layer in plan.json()["layers"]] == [stale]
+        assert plan.json()["layerBytesFreed"] == 4096
+        assert (store / stale.removeprefix("sha256:")).exists()
+        done = await c.post("/v1/images/prune", json={"dryRun": False, "app": app})
+        assert [layer["digest"] for layer in done.json()["layers"]] == [stale], done.text
+        on_disk = {f"sha256:{p.name}" for p in store.iterdir()}
+        assert stale not in on_disk and {needed, fresh} <= on_disk
+        # On a schedule too: haloyd prunes when it starts, then every hour.
+        age(fresh)
+        await hd.restart()
+        for _ in range(100):
+            if not (store / fresh.removeprefix("sha256:")).exists():
+                break
+            await asyncio.sleep(0.1)
+        assert not (store / fresh.removeprefix("sha256:")).exists()
+        assert (store / needed.removeprefix("sha256:")).exists()
     finally:
         forget_app(app)

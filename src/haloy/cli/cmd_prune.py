@@ -54,6 +54,10 @@ def print_plan(label: str, answer: dict[str, Any]) -> None:
     verb = "would remove" if answer.get("dryRun") else "removed"
     click.echo(f"{label}: {verb} {len(images)} image tag(s), "
                f"{human_bytes(int(answer.get('bytesFreed') or 0))} freed")
+    layers = answer.get("layers") or []
+    if layers:
+        click.echo(f"  and {len(layers)} uploaded layer(s) no kept deployment needs, "
+                   f"{human_bytes(int(answer.get('layerBytesFreed') or 0))}")
     if images:
         width = max(len(i["ref"]) for i in images)
         click.echo(f"  {'REF':<{width}}  {'ID':<12}  {'SIZE':>10}  REASON")
@@ -101,7 +105,7 @@ def prune_images(config_path: Path | None, targets: tuple[str, ...], all_targets
     plans = run()
     for target, answer in plans:
         print_plan(target_label(target), answer)
-    if not any(answer.get("images") for _, answer in plans):
+    if not any(answer.get("images") or answer.get("layers") for _, answer in plans):
         return
     if not yes and not click.confirm("Remove these images?", default=False):
         click.echo("nothing removed")

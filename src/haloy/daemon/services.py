@@ -42,6 +42,7 @@ from haloy.daemon.api.exec import ExecHandlers
 from haloy.daemon.api.history_tags import HistoryTags
 from haloy.daemon.api.images import DockerImageLoader
 from haloy.daemon.api.layer_chains import EngineChains
+from haloy.daemon.api.layer_prune import LayerPruner
 from haloy.daemon.api.logs import LogHandlers
 from haloy.daemon.api.prune import PruneHandlers
 from haloy.daemon.api.registries import RegistryHandlers
@@ -131,6 +132,7 @@ def api_service(
                             hosts=hosts, mounts=mount_policy(config, paths),
                             instance=instance)
         client = haloyd.runtime.client
+        pruner = LayerPruner(LayerStore(paths.layers_dir), client, store)
         try:
             await haloyd.ready.wait()
             interrupted = await deployer.recover()
@@ -155,7 +157,7 @@ def api_service(
                              public_routes=[acme],
                              engine_id=await engine_id(haloyd),
                              groups={"registries": RegistryHandlers(registries, client),
-                                     "prune": PruneHandlers(client, store),
+                                     "prune": PruneHandlers(client, store, pruner),
                                      "server_logs": ServerLogHandlers(ring),
                                      "exec": ExecHandlers(haloyd.runtime.streams,
                                                           instance=instance),
@@ -165,7 +167,12 @@ def api_service(
                                               instance=instance))
             server = make_server(app, listen.bind_host, listen.port)
             log.info("API listening on %s:%d", listen.bind_host, listen.port)
-            await serve_api(server)
+            async with asyncio.TaskGroup() as tg:
+                schedule = tg.create_task(pruner.run(), name="layer-prune")
+                try:
+                    await serve_api(server)
+                finally:
+                    schedule.cancel()  # the API stopped: so does the layer prune
         finally:
             logging.getLogger().removeHandler(ring)
             await deployer.close()

@@ -211,6 +211,8 @@ class Handlers:
         body = LayerCheckRequest.model_validate_json(await request.body())
         layers = self._layers()
         stored = {d for d in body.digests if layers.size_of(check_digest(d)) is not None}
+        for digest in stored:
+            layers.touch(digest)  # still wanted: the layer prune goes by last use
         order = [check_digest(d) for d in body.diff_ids or ()]
         # With the order known, the engine's chains count too; each request asks it afresh.
         engine = await covered_now(self.chains, order)
@@ -224,6 +226,7 @@ class Handlers:
         layers = self._layers()
         size = layers.size_of(digest)
         if size is not None:
+            layers.touch(digest)
             return model_response(LayerStored(digest=digest, size=size, stored=False))
         declared = request.headers.get("content-length")
         expected = whole_number(declared)

@@ -137,6 +137,8 @@ class ImageHandlers:
         missing = [d for d in unstored if d not in engine]
         if missing:
             raise missing_problem(spec.ref, missing)
+        for digest in paths:
+            self.layers.touch(digest)
         size = sum(p.stat().st_size for p in paths.values())
         self.layers.preflight(size)  # docker load copies the layers into its own store
         tar = Counted(threaded(image_tar(spec, paths)))

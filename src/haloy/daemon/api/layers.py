@@ -7,11 +7,13 @@ renamed into place (atomic on one filesystem), so a reader never sees a partial 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import os
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,8 +39,21 @@ def check_digest(digest: str) -> str:
     return digest
 
 
+@dataclass(frozen=True)
+class LayerFile:
+    """One stored layer: digest, size, and when it was last uploaded or used (mtime)."""
+
+    digest: str
+    size: int
+    last_used: float
+
+
 class LayerStore:
-    """Content-addressed layer files under one directory."""
+    """Content-addressed layer files under one directory.
+
+    A layer's mtime is its last use (upload, a check that found it, an assembly), which the
+    layer prune goes by.
+    """
 
     def __init__(self, root: Path, min_free_bytes: int = DEFAULT_MIN_FREE_BYTES) -> None:
         self.root = root
@@ -54,6 +69,24 @@ class LayerStore:
             return self.path_for(digest).stat().st_size
         except FileNotFoundError:
             return None
+
+    def touch(self, digest: str) -> None:
+        """Mark a stored layer as used now (nothing when it is absent)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self.path_for(digest))
+
+    def files(self) -> list[LayerFile]:
+        """Every stored layer."""
+        found: list[LayerFile] = []
+        for path in (self.root / "sha256").glob("*"):
+            with contextlib.suppress(FileNotFoundError):
+                st = path.stat()
+                found.append(LayerFile(f"sha256:{path.name}", st.st_size, st.st_mtime))
+        return found
+
+    def remove(self, digest: str) -> None:
+        """Delete a stored layer (a missing one is not an error)."""
+        self.path_for(digest).unlink(missing_ok=True)
 
     def preflight(self, expected_size: int | None) -> int:
         """Raise 507 unless `min_free_bytes` stay free after it; return the bytes it may take."""

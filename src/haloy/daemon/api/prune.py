@@ -25,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from haloy.daemon.api.handlers import check_app, model_response
-from haloy.daemon.api.schemas import PrunedImage, PruneRequest, PruneResult
+from haloy.daemon.api.layer_prune import LayerPruner
+from haloy.daemon.api.schemas import PrunedImage, PrunedLayer, PruneRequest, PruneResult
 from haloy.daemon.api.validate import app_name_problem, deployment_id_problem
 from haloy.store import Deployment, DeploymentStore, Status
 from haloy.store.states import IN_FLIGHT
@@ -111,9 +112,11 @@ def local_images(raw: Sequence[Mapping[str, Any]]) -> list[LocalImage]:
 class PruneHandlers:
     """The prune endpoint, over the engine and the history store."""
 
-    def __init__(self, client: aiodocker.Docker, store: DeploymentStore) -> None:
+    def __init__(self, client: aiodocker.Docker, store: DeploymentStore,
+                 layers: LayerPruner | None = None) -> None:
         self.client = client
         self.store = store
+        self.layers = layers
 
     async def images_prune(self, request: Request) -> Response:
         """POST /v1/images/prune"""
@@ -136,8 +139,13 @@ class PruneHandlers:
             doomed, freed = await self._remove(doomed, images)
             log.info("image prune removed %d tag(s), %d bytes freed%s", len(doomed), freed,
                      f" ({', '.join(p.ref for p in doomed)})" if doomed else "")
+        layers: list[PrunedLayer] = []
+        if self.layers is not None:  # server-wide, whatever app the call names
+            pruned = await self.layers.prune(dry_run=body.dry_run)
+            layers = [PrunedLayer(digest=f.digest, size=f.size) for f in pruned]
         return model_response(PruneResult(dry_run=body.dry_run, images=doomed,
-                                          bytes_freed=freed))
+                                          bytes_freed=freed, layers=layers,
+                                          layer_bytes_freed=sum(f.size for f in layers)))
 
     async def _remove(
         self, doomed: list[PrunedImage], images: list[LocalImage]

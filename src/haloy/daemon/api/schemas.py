@@ -318,12 +318,24 @@ class PrunedImage(Schema):
     reason: str
 
 
+class PrunedLayer(Schema):
+    """An uploaded layer that was (or would be) deleted from the server's layer store."""
+
+    digest: str
+    size: int
+
+
 class PruneResult(Schema):
     """What the prune removed (or would remove)."""
 
     dry_run: bool
     images: list[PrunedImage]
     bytes_freed: int
+    layers: list[PrunedLayer] = Field(
+        [], description="Uploaded layers (server-wide, whatever `app` says) that no kept "
+        "deployment's image has and that were not used for a day",
+    )
+    layer_bytes_freed: int = 0
 
 
 class ServerLogRecord(Schema):
