@@ -123,9 +123,10 @@ class Discovery:
     async def reconcile(self) -> Inventory:
         """List every container now, rebuild the inventory and report it."""
         containers = await self._runtime.list_containers()
-        for image_id in {c.image_id for c in containers if claims_haloy(c.labels)}:
-            if image_id and image_id not in self._image_labels:
-                self._image_labels[image_id] = await self._runtime.image_labels(image_id)
+        in_use = {c.image_id for c in containers if c.image_id and claims_haloy(c.labels)}
+        for image_id in in_use - set(self._image_labels):
+            self._image_labels[image_id] = await self._runtime.image_labels(image_id)
+        self._image_labels = {i: self._image_labels[i] for i in in_use}
         inventory = build_inventory(containers, self._network, self._image_labels)
         self.inventory = inventory
         self.reconciles += 1
