@@ -8,6 +8,7 @@ records on rollback, mount the host.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
@@ -543,5 +544,27 @@ async def test_uploaded_layers_no_kept_deployment_needs_are_pruned(
             await asyncio.sleep(0.1)
         assert not (store / fresh.removeprefix("sha256:")).exists()
         assert (store / needed.removeprefix("sha256:")).exists()
+    finally:
+        forget_app(app)
+
+
+HELD_FOLLOWS = 60  # two engine streams each: more than the stream pool, and than one pool of 100
+
+
+async def test_held_log_follows_cannot_starve_deploys(hd: HaloydServer) -> None:
+    app = unique("f")
+    try:
+        _, last = await deploy(hd.client, body(app, f"{app}.test"))
+        assert last == "succeeded"
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(HELD_FOLLOWS):
+                resp = await held.enter_async_context(
+                    hd.client.stream("GET", f"/v1/apps/{app}/logs", params={"tail": "1"}))
+                assert resp.status_code == 200
+            # Every stream is still open: discovery, the deployer and short calls go on.
+            _, last = await asyncio.wait_for(
+                deploy(hd.client, body(app, f"{app}.test", f"{TEST_IMAGE}:v2")), 90)
+            assert last == "succeeded"
+            assert (await hd.client.get(f"/v1/apps/{app}")).status_code == 200
     finally:
         forget_app(app)
