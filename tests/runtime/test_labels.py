@@ -62,6 +62,8 @@ def test_full_labels_round_trip() -> None:
         ({"dev.haloy.domain.0": "-x.com"}, "dev.haloy.domain.0", "invalid domain"),
         ({"dev.haloy.port": "http"}, "dev.haloy.port", "not a port"),
         ({"dev.haloy.port": "70000"}, "dev.haloy.port", "not a port"),
+        ({"dev.haloy.port": "\u00b2"}, "dev.haloy.port", "not a port"),  # isdigit(), not int()
+        ({"dev.haloy.port": "\u0668\u0660"}, "dev.haloy.port", "not a port"),
         ({"dev.haloy.health-check-path": "health"}, "dev.haloy.health-check-path", "start"),
         ({"dev.haloy.domain.x": "a.com"}, "dev.haloy.domain.x", "unknown domain label"),
         ({"dev.haloy.domain.2.alias.0": "a.com"}, "dev.haloy.domain.2.alias.0", "not set"),

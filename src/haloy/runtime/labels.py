@@ -114,7 +114,8 @@ def decode(labels: Mapping[str, str]) -> AppLabels:
     port = DEFAULT_PORT
     if PORT in labels:
         raw = labels[PORT].strip()
-        if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        # ASCII digits only: str.isdigit() also takes "²", which int() then refuses.
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 65535:
             bad(PORT, f"{raw!r} is not a port number (1-65535)")
         else:
             port = int(raw)
