@@ -144,6 +144,12 @@ def parse_responses(data: bytes, methods: list[bytes]) -> tuple[list[Answer], st
     answers: list[Answer] = []
     rest = data
     while rest:
+        # Empty lines between responses: haloy-proxy relays the CR/LF bytes a backend sends
+        # after a response (llhttp skips them; cutting them would cost a parser call on every
+        # read that ends in one); docs/security.md says so. Any other byte is still a desync.
+        rest = rest.lstrip(b"\r\n")
+        if not rest:
+            break
         i = len(answers)
         conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_EVENT)
         method = methods[i] if i < len(methods) else b"GET"

@@ -63,7 +63,10 @@ class ProxyService:
         # an attribute load instead of a loop.time() call (three per proxied request).
         self.clock = 0.0
         self.head_watch = HeadWatch(loop)
-        self.limits = limits or Limits()
+        self.limits = limits = limits or Limits()
+        # An exchange's timer first wakes after this long: its first deadline is the response
+        # head's, or the read timeout's once a head came early (upstream.py).
+        self.wake = min(limits.response_header_timeout, limits.read_timeout)
         self.https_port = https_port
         self.observers = observers
         self.registry = BackendRegistry()

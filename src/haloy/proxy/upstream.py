@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 _INF: Final = float("inf")
 _NO_PARSER: Final = httptools.HttpResponseParser(object())  # a closed connection's
-# CR/LF bytes at the end of a read fed one by one: a message ends with at most "\r\n\r\n".
-_CRLF_RUN: Final = 8
 
 
 class _HeadResponseDone(Exception):
@@ -92,10 +90,7 @@ class UpstreamProtocol(asyncio.Protocol):
         heads = self.heads  # heads of this response complete before this read
         was_final = self.final
         try:
-            if data[-1] != 10 and data[-1] != 13:
-                self.parser.feed_data(data)
-            else:
-                data = self._feed_to_crlf(data)
+            self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             if not (self.final and ex.status == 101 and ex.upgrade is not None):
                 self._bad_response(ex)
@@ -118,8 +113,6 @@ class UpstreamProtocol(asyncio.Protocol):
                 self._bad_response(ex)
                 return
             self.extra = True  # garbage after a complete response
-        except _Excess:
-            self.extra = True
         if not self.final:
             self._hold(ex, data, heads)
             return
@@ -167,33 +160,6 @@ class UpstreamProtocol(asyncio.Protocol):
         else:
             self.close()
         client.done(ex, keep_alive and ex.request_done and ex.upgrade is None)
-
-    def _feed_to_crlf(self, data: bytes) -> bytes:
-        """Feed a read that ends in CR/LF bytes, which llhttp skips silently between messages;
-        returns the part of `data` that is this response's.
-
-        The run is fed byte by byte: if the response ends before the run does, the rest is
-        stray and cut (a strict client would read it as the start of the next response).
-        """
-        size = len(data)
-        start = size
-        while start > 0 and size - start < _CRLF_RUN and (data[start - 1] == 10
-                                                          or data[start - 1] == 13):
-            start -= 1
-        view = memoryview(data)
-        parser = self.parser
-        if start:
-            parser.feed_data(view[:start])
-            if self.complete:
-                raise _Excess  # the end lies inside a long run: response_end.py places it
-        for i in range(start, size):
-            parser.feed_data(view[i : i + 1])
-            if self.complete:
-                if i + 1 < size:
-                    self.extra = True  # never pooled
-                    return data[: i + 1]
-                break
-        return data
 
     def _hold(self, ex: Exchange, data: bytes, heads: int) -> None:
         """A read before the final head is complete: keep it (capped) so that the head can be
@@ -266,8 +232,8 @@ class UpstreamProtocol(asyncio.Protocol):
             return
         self.final = True
         ex.status = status
-        service = self.service
-        self._push_deadline((service.clock or service.start_clock()) + service.limits.read_timeout)
+        service = self.service  # the timer armed at bind wakes in time for this (service.wake)
+        self.deadline = (service.clock or service.start_clock()) + service.limits.read_timeout
         if ex.method == b"HEAD":
             self.complete = True
             self.broken = True
@@ -305,16 +271,14 @@ class UpstreamProtocol(asyncio.Protocol):
         self.rewrite = (not ex.keep_alive or ex.http10) and ex.upgrade is None
         service = self.service
         now = service.clock or service.start_clock()
-        self._push_deadline(now + service.limits.response_header_timeout)
-
-    def _push_deadline(self, deadline: float) -> None:
-        self.deadline = deadline
-        if self.timer_at > deadline:
+        self.deadline = now + service.limits.response_header_timeout
+        wake = now + service.wake  # no later than the first deadline this exchange can have
+        if self.timer_at > wake:
             # Not armed, or the pooled connection's idle timer fires after this deadline.
             if self.timer is not None:
                 self.timer.cancel()
-            self.timer = self.service.loop.call_at(deadline, self._on_timer)
-            self.timer_at = deadline
+            self.timer = service.loop.call_at(wake, self._on_timer)
+            self.timer_at = wake
 
     def _cut_off(self, ex: Exchange) -> None:
         """Excess bytes whose start cannot be placed: drop both sides rather than relay them."""
