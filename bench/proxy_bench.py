@@ -207,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     opts = options(args)
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
-        log(f"bench/proxy: missing tools {missing}; install them (see shared TEST-PEERS)")
+        log(f"bench/proxy: missing tools {missing}; "
+            "install them: apt-get install wrk nginx haproxy caddy")
         return 2
     limit = raise_nofile()
     if opts.idle_count > limit - 100:
