@@ -15,7 +15,9 @@ from starlette.routing import Route
 
 from haloy.daemon.api import ApiLimits, StaticStatus, create_api, make_server, serve_api
 from haloy.daemon.api.ratelimit import RatePolicy
+from haloy.daemon.api_token import forward_key
 from haloy.errors import ConfigError
+from haloy.proxy.snapshot import FORWARD_KEY_HEADER
 from haloy.store import DeploymentStore
 from tests.api.conftest import TOKEN, RunningApi, StartApi
 
@@ -110,14 +112,21 @@ async def test_rate_limit_answers_429_per_client(start_api: StartApi) -> None:
     async with api.client() as c:
         codes = [(await c.get("/v1/version")).status_code for _ in range(4)]
         limited = await c.get("/v1/version")
-        # Wrong tokens spend the same bucket: guessing is throttled too.
-        other = await c.get("/v1/version", headers={"x-forwarded-for": "203.0.113.9"})
+        # A local process naming another client is still counted as itself...
+        posing = await c.get("/v1/version", headers={"x-forwarded-for": "203.0.113.9"})
+        wrong_key = await c.get("/v1/version", headers={
+            "x-forwarded-for": "203.0.113.9", FORWARD_KEY_HEADER: forward_key("f" * 64)})
+        # ...but the client haloy-proxy names (with its forward key, the last one) is its own.
+        proxied = await c.get("/v1/version", headers=[
+            (FORWARD_KEY_HEADER, "0" * 64), ("x-forwarded-for", "203.0.113.9"),
+            (FORWARD_KEY_HEADER, forward_key(TOKEN))])
         health = await c.get("/health")
     assert codes == [200, 200, 200, 429]
     assert limited.status_code == 429
     assert_error_shape(limited.json(), "too_many_requests")
     assert int(limited.headers["retry-after"]) >= 1
-    assert other.status_code == 200
+    assert (posing.status_code, wrong_key.status_code) == (429, 429)
+    assert proxied.status_code == 200
     assert health.status_code == 200
 
 

@@ -452,6 +452,34 @@ async def test_unicode_digits_and_bad_env_names_are_client_errors(hd: HaloydServ
         forget_app(app)
 
 
+# -- the rate limit counts the client haloy-proxy names, no one else's claim --------------------
+
+
+async def test_only_haloy_proxy_can_name_the_client_the_rate_limit_counts(
+    hd: HaloydServer,
+) -> None:
+    assert hd.proxy is not None
+    # A local process talking to haloyd directly, naming a new client each time, is still
+    # one client: its bucket (burst 100, 20/s) runs dry.
+    statuses: list[int] = []
+    async with httpx.AsyncClient(base_url=hd.url, trust_env=False) as direct:
+        for i in range(400):
+            resp = await direct.get("/v1/version", headers={
+                "x-forwarded-for": f"198.51.100.{i % 250}",
+                "x-haloy-forward-key": "0" * 64})
+            statuses.append(resp.status_code)
+            if resp.status_code == 429:
+                break
+    assert statuses[-1] == 429, statuses[-5:]
+    # A client coming through haloy-proxy (from another loopback address) has its own bucket:
+    # haloyd believes the proxy's X-Forwarded-For, shown with the snapshot's forward key.
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.3")
+    async with httpx.AsyncClient(transport=transport, trust_env=False) as outside:
+        via_proxy = await outside.get(f"http://127.0.0.1:{hd.proxy.http_port}/v1/version",
+                                      headers={"host": API_DOMAIN})
+    assert via_proxy.status_code == 401, via_proxy.text
+
+
 # -- exec, logs and stop reach only this haloyd's containers ------------------------------------
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 from pathlib import Path
@@ -44,3 +46,13 @@ def read_token(env_file: Path) -> str:
 def write_token(env_file: Path, token: str) -> None:
     """Store `token` in `env_file` (0600), keeping any other lines."""
     update_env_file(env_file, {TOKEN_ENV: token})
+
+
+def forward_key(token: str) -> str:
+    """The key haloy-proxy shows haloyd on the requests it forwards (snapshot `api.forward_key`).
+
+    Derived from the token so haloyd and the snapshot agree across restarts without storing
+    another secret; a leaked key gives away neither the token nor API access, only the right
+    to name a client in X-Forwarded-For.
+    """
+    return hmac.new(token.encode(), b"haloy-proxy forward key", hashlib.sha256).hexdigest()

@@ -48,7 +48,7 @@ from haloy.daemon.api.prune import PruneHandlers
 from haloy.daemon.api.registries import RegistryHandlers
 from haloy.daemon.api.server_logs import LogRing, ServerLogHandlers
 from haloy.daemon.api.tunnel import TunnelHandlers
-from haloy.daemon.api_token import read_token
+from haloy.daemon.api_token import forward_key, read_token
 from haloy.daemon.app import Extra, Haloyd, ServeSettings
 from haloy.daemon.deployer import Deployer
 from haloy.daemon.haloyd_routes import HaloydRouteControl
@@ -99,10 +99,11 @@ def acme_requested(acme: AcmeSettings) -> bool:
     return bool(acme.email) or acme.staging or acme.directory_url != LETSENCRYPT_PRODUCTION
 
 
-def service_extras(config: DaemonConfig) -> Extras:
+def service_extras(config: DaemonConfig, token: str) -> Extras:
     """The snapshot parts pointing at haloyd's own listener: API route and ACME passthrough."""
     backend = Listen.parse(config.api.listen).backend
-    return Extras(api=ApiRoute(domain=config.api.domain, backend=backend),
+    return Extras(api=ApiRoute(domain=config.api.domain, backend=backend,
+                               forward_key=forward_key(token)),
                   acme_challenge_backend=backend,
                   trusted_proxies=config.proxy.trusted_proxies)
 
@@ -317,7 +318,7 @@ def with_services(
     token = read_token(paths.env_file)
     use_acme = acme and acme_requested(config.acme)
     log.info("ACME %s", f"on ({config.acme.effective_directory_url})" if use_acme else "off")
-    extras = replace(service_extras(config), tls_hosts=settings.extras.tls_hosts)
+    extras = replace(service_extras(config, token), tls_hosts=settings.extras.tls_hosts)
     return replace(settings, extras=extras), [
         api_service(config, token, challenges, certs),
         cert_service(config, challenges, certs, acme=use_acme),

@@ -14,7 +14,7 @@ import httptools
 
 from haloy.proxy.chunked import ChunkedEnd
 from haloy.proxy.connection import INF, P_QUEUE, P_UPSTREAM, ClientConnection
-from haloy.proxy.exchange import Exchange
+from haloy.proxy.exchange import API, Exchange
 from haloy.proxy.forward import error_status, forwarded_tail, rewrite_raw
 from haloy.proxy.pages import error_response, with_close
 from haloy.proxy.request_target import origin_form
@@ -344,6 +344,8 @@ class ClientProtocol(ClientConnection):
             ex.entry = match.entry
         else:
             service.route(ex, host, self.loopback, self.scheme)
+            if ex.kind == API:
+                head = head[:-2] + table.api_head_end  # haloyd believes our X-Forwarded-For
         queue = self.queue
         queue.append(ex)
         if ex.local is not None:

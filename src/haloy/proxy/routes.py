@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from haloy.proxy.snapshot import Endpoint, Route, Snapshot
+from haloy.proxy.snapshot import FORWARD_KEY_HEADER, Endpoint, Route, Snapshot
 
 if TYPE_CHECKING:
     from haloy.proxy.upstream import UpstreamProtocol
@@ -132,6 +132,8 @@ class RouteTable:
     api_backend: BackendState | None
     acme_backend: BackendState | None
     trusted_proxies: tuple[Network, ...] = ()
+    # What ends a head forwarded to the API: the forward key field, then the blank line.
+    api_head_end: bytes = b"\r\n"
 
     @property
     def generation(self) -> int:
@@ -215,6 +217,10 @@ def compile_table(snapshot: Snapshot, registry: BackendRegistry) -> RouteTable:
         acme_backend=registry.endpoint(snapshot.acme_challenge_backend),
         trusted_proxies=tuple(
             ipaddress.ip_network(cidr, strict=False) for cidr in snapshot.trusted_proxies
+        ),
+        api_head_end=(
+            f"{FORWARD_KEY_HEADER}: {api.forward_key}\r\n\r\n".encode()
+            if api and api.forward_key else b"\r\n"
         ),
     )
 

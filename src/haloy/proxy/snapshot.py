@@ -8,7 +8,8 @@ table and swaps that in; an invalid snapshot is rejected with a reason and the o
       "schema_version": 1,
       "generation": 42,                       # monotonically increasing per publisher
       "api": {"domain": "api.example.com",    # optional; API domain and its backend
-              "backend": {"address": "127.0.0.1", "port": 9922}},
+              "backend": {"address": "127.0.0.1", "port": 9922},
+              "forward_key": "9f2c..."},      # optional; sent as X-Haloy-Forward-Key
       "acme_challenge_backend": {"address": "127.0.0.1", "port": 9922},   # optional
       "trusted_proxies": ["10.0.0.0/8"],      # optional; peers whose X-Forwarded-* are kept
       "routes": [
@@ -81,9 +82,16 @@ class Backend(Endpoint):
         return v
 
 
+# The field haloy-proxy adds to every request it forwards to haloyd's API, carrying
+# `ApiRoute.forward_key`: haloyd believes the X-Forwarded-For of a request only with it, so a
+# local process cannot pose as many clients to dodge the API's rate limit.
+FORWARD_KEY_HEADER: Final = "X-Haloy-Forward-Key"
+
+
 class ApiRoute(_Model):
     domain: str | None = None
     backend: Endpoint
+    forward_key: str = Field(default="", pattern=r"^[0-9a-f]*$", max_length=128)
 
 
 def _host(value: str) -> str:

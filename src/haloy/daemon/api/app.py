@@ -24,6 +24,7 @@ from haloy.daemon.api.openapi import build_openapi
 from haloy.daemon.api.problems import EXCEPTION_HANDLERS
 from haloy.daemon.api.ratelimit import RateLimiter, RatePolicy
 from haloy.daemon.api.status import StatusProvider
+from haloy.daemon.api_token import forward_key
 from haloy.errors import ConfigError
 from haloy.store import DeploymentStore
 
@@ -134,7 +135,8 @@ def create_api(
         routes=[*public_routes, *routes.values(), fallback],
         middleware=[
             Middleware(SecurityHeaders),
-            Middleware(RateLimit, limiter=RateLimiter(limits.rate), exempt=[routes["health"]]),
+            Middleware(RateLimit, limiter=RateLimiter(limits.rate), exempt=[routes["health"]],
+                       forward_key=forward_key(token)),
             Middleware(BearerAuth, token=token, public=public),
             Middleware(BodyLimit, default=limits.max_json_bytes, overrides=large),
         ],

@@ -18,8 +18,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from haloy.daemon.api.numbers import whole_number
 from haloy.daemon.api.problems import SECURITY_HEADERS, ApiProblem, problem_response
 from haloy.daemon.api.ratelimit import RateLimiter
+from haloy.proxy.snapshot import FORWARD_KEY_HEADER
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1"})
+_FORWARD_KEY = FORWARD_KEY_HEADER.lower()
 
 
 def _matches(routes: Sequence[BaseRoute], scope: Scope) -> bool:
@@ -48,17 +50,21 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def client_key(scope: Scope, trusted: frozenset[str] = _LOOPBACK) -> str:
+def client_key(scope: Scope, forward_key: str = "") -> str:
     """The client a request counts against: the peer, or the proxy's X-Forwarded-For entry.
 
-    haloyd listens on loopback behind haloy-proxy, so the peer is usually the proxy; the last
-    X-Forwarded-For entry is the one our proxy appended and is trusted only from loopback.
+    haloyd listens on loopback behind haloy-proxy, so the peer is usually the proxy. Its
+    X-Forwarded-For (the last entry, which it appended) is believed only from loopback and
+    with the forward key it adds last (any local process could claim to be the proxy).
     """
     peer = scope["client"][0] if scope.get("client") else "unknown"
-    if peer in trusted:
-        forwarded = Headers(scope=scope).get("x-forwarded-for")
-        if forwarded:
-            return forwarded.rsplit(",", 1)[-1].strip() or peer
+    if forward_key and peer in _LOOPBACK:
+        headers = Headers(scope=scope)
+        shown = headers.getlist(_FORWARD_KEY)
+        if shown and hmac.compare_digest(shown[-1].encode(), forward_key.encode()):
+            forwarded = headers.get("x-forwarded-for")
+            if forwarded:
+                return forwarded.rsplit(",", 1)[-1].strip() or peer
     return peer
 
 
@@ -71,15 +77,17 @@ class RateLimit:
         limiter: RateLimiter,
         exempt: Sequence[BaseRoute] = (),
         clock: Callable[[], float] = time.monotonic,
+        forward_key: str = "",
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.exempt = exempt
         self.clock = clock
+        self.forward_key = forward_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and not _matches(self.exempt, scope):
-            decision = self.limiter.check(client_key(scope), self.clock())
+            decision = self.limiter.check(client_key(scope, self.forward_key), self.clock())
             if not decision.allowed:
                 retry = max(1, math.ceil(decision.retry_after))
                 response = problem_response(
