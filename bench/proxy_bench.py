@@ -161,7 +161,7 @@ def render(opts: Options, results: Results, argv: list[str], load: str) -> str:
         out.append(report.scenario_table(res))
     if results.idle:
         out.append(report.idle_table(opts.idle_count, results.idle))
-    out.append("### targets (issues 3 and 4)\n")
+    out.append("### targets\n")
     out.extend(report.target_lines(results.scenarios, results.idle, opts.idle_count))
     out.append("")
     out.append(report.summary_line(results.scenarios))
