@@ -1,4 +1,6 @@
-"""A real deployer for tests: real dockerd, a real haloy-proxy, a real SQLite store.
+"""A real deployer for tests, wired as `haloyd serve` wires it: real dockerd, a real SQLite
+store, and its routes from a running `Haloyd` (discovery, health monitor, publisher) pushed to a
+real haloy-proxy over its control socket.
 
     async with deployer_harness(tmp_path, network, cleanup, proxy) as h:
         dep = await h.deploy(replicas=3)          # waits for the end; returns the history row
@@ -19,9 +21,11 @@ import httpx
 
 from haloy.daemon.api.events import EventHub
 from haloy.daemon.api.schemas import DeploymentEvent
+from haloy.daemon.app import Haloyd, ServeSettings
 from haloy.daemon.deploy_spec import DeploySpec
 from haloy.daemon.deployer import Deployer
-from haloy.daemon.route_control import SnapshotRouteControl
+from haloy.daemon.route_control import RouteControl
+from haloy.health.monitor import HealthSettings
 from haloy.runtime.docker import DockerRuntime
 from haloy.runtime.labels import Domain
 from haloy.store import Deployment, DeploymentStore
@@ -35,6 +39,10 @@ MAX_REQUESTS = 20_000
 LOAD_WORKERS = 3
 # busybox httpd runs as PID 1 and ignores SIGTERM; past draining nothing is lost by a quick kill.
 STOP_GRACE_S = 1
+# Checks every second: a replica that fails is out of rotation within seconds, not minutes.
+HEALTH_SETTINGS = HealthSettings(interval=1.0)
+# Discovery's first reconcile lists the engine once; far more means dockerd is stuck.
+READY_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -63,6 +71,7 @@ class Harness:
     events: EventHub
     proxy: ProxyProcess
     runtime: DockerRuntime
+    haloyd: Haloyd
 
     def spec(self, version: str = "v1", **kw: Any) -> DeploySpec:
         base: dict[str, Any] = {
@@ -135,14 +144,23 @@ async def deployer_harness(
     runtime = await DockerRuntime.connect()
     store = await DeploymentStore.open(tmp_path / "db" / "haloy.db")
     events = EventHub()
-    routes = SnapshotRouteControl(proxy.snapshot_file, proxy.control_socket)
-    deployer = Deployer(runtime, routes, store, events, network=network,
+    haloyd = Haloyd(ServeSettings(proxy.paths, network, HEALTH_SETTINGS), runtime)
+    deployer = Deployer(runtime, RouteControl(haloyd), store, events, network=network,
                         drain_grace_s=5.0, stop_grace_s=STOP_GRACE_S,
                         extra_labels={TEST_LABEL: cleanup})
+    # What `haloyd serve` runs beside the API (daemon.app.serve).
+    tasks = [asyncio.create_task(c) for c in (
+        haloyd.discovery.run(), haloyd.monitor.run(), haloyd.publisher.run()
+    )]
     try:
-        yield Harness(app, network, cleanup, deployer, store, events, proxy, runtime)
+        async with asyncio.timeout(READY_TIMEOUT_S):
+            await haloyd.ready.wait()
+        yield Harness(app, network, cleanup, deployer, store, events, proxy, runtime, haloyd)
     finally:
         await deployer.close()
+        for task in tasks:
+            task.cancel()
+        ended = await asyncio.gather(*tasks, return_exceptions=True)
         await store.close()
         await runtime.close()
         tags = docker_cli("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", app,
@@ -153,3 +171,6 @@ async def deployer_harness(
             docker_cli("rm", "-f", *ids, check=False)
         if tags:
             docker_cli("rmi", *tags, check=False)
+    crashed = [e for e in ended if not isinstance(e, asyncio.CancelledError)]
+    if crashed:
+        raise AssertionError(f"haloyd's tasks crashed: {crashed!r}")

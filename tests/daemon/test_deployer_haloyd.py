@@ -1,11 +1,10 @@
-"""The deployer inside haloyd: routes come from discovery + health (HaloydRouteControl)."""
+"""The deployer inside haloyd: routes come from discovery + health (RouteControl)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -13,45 +12,18 @@ import httpx
 from haloy.certs.challenges import ChallengeStore
 from haloy.certs.store import CertStore
 from haloy.config.daemon import DaemonConfig
-from haloy.daemon.api.events import EventHub
 from haloy.daemon.app import Haloyd, ServeSettings
-from haloy.daemon.deployer import Deployer
-from haloy.daemon.haloyd_routes import HaloydRouteControl
 from haloy.daemon.route_builder import Controls, Replica, build_routes
 from haloy.daemon.services import api_service
 from haloy.health.monitor import HealthSettings
 from haloy.runtime.docker import DockerRuntime
 from haloy.runtime.labels import AppLabels, Domain
 from haloy.store import DeploymentStore, Status
-from tests.daemon.deployer_harness import HEALTH, STOP_GRACE_S, Harness, deployer_harness
-from tests.fixtures.docker import TEST_LABEL, docker_cli
+from tests.daemon.deployer_harness import HEALTH, deployer_harness
+from tests.fixtures.docker import docker_cli
 from tests.fixtures.proxy import ProxyProcess
 
 TOKEN = "0123456789abcdef" * 4
-
-
-@contextlib.asynccontextmanager
-async def in_haloyd(h: Harness, network: str, cleanup: str) -> AsyncIterator[Deployer]:
-    """A Haloyd (discovery, health monitor, publisher) in this loop and a deployer on it."""
-    runtime = await DockerRuntime.connect()
-    settings = ServeSettings(h.proxy.paths, network, HealthSettings(interval=1.0))
-    daemon = Haloyd(settings, runtime)
-    deployer = Deployer(runtime, HaloydRouteControl(daemon), h.store, EventHub(),
-                        network=network, drain_grace_s=5.0, stop_grace_s=STOP_GRACE_S,
-                        extra_labels={TEST_LABEL: cleanup})
-    try:
-        async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(c) for c in (
-                daemon.discovery.run(), daemon.monitor.run(), daemon.publisher.run()
-            )]
-            try:
-                yield deployer
-            finally:
-                await deployer.close()
-                for task in tasks:
-                    task.cancel()
-    finally:
-        await runtime.close()
 
 
 async def test_rolling_deploy_through_haloyd_under_load(
@@ -59,10 +31,8 @@ async def test_rolling_deploy_through_haloyd_under_load(
     proxy_factory: Callable[..., ProxyProcess],
 ) -> None:
     proxy = proxy_factory("--no-access-log", https=False)
-    async with (
-        deployer_harness(tmp_path, docker_network, docker_cleanup, proxy) as h,
-        in_haloyd(h, docker_network, docker_cleanup) as deployer,
-    ):
+    async with deployer_harness(tmp_path, docker_network, docker_cleanup, proxy) as h:
+        deployer = h.deployer
         first = await deployer.wait((await deployer.submit(h.spec("v1", replicas=2))).id)
         assert first.status is Status.SUCCEEDED
         mixes: set[frozenset[str]] = set()  # active deployment ids the proxy routed at once

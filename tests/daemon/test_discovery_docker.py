@@ -16,6 +16,7 @@ import pytest
 
 from haloy.config.paths import Paths
 from haloy.daemon.app import Haloyd, ServeSettings
+from haloy.daemon.route_control import RouteControl
 from haloy.daemon.status import DaemonStatus
 from haloy.health.monitor import HealthSettings
 from haloy.proxy.snapshot import read_snapshot
@@ -139,7 +140,7 @@ async def test_new_deployment_takes_over_when_healthy_and_draining_kept(
         old = run_app(f"{test_image}:v1", docker_network, docker_cleanup, deployment="01A")
         ip_old = container_ip(old, docker_network)
         await stub.wait_for(lambda s: backends_of(s, "web.test") == [(ip_old, "active")])
-        daemon.mark_draining([old])
+        await RouteControl(daemon).set_draining("web", [old])
         new = run_app(f"{test_image}:v2", docker_network, docker_cleanup, deployment="01B")
         ip_new = container_ip(new, docker_network)
         await stub.wait_for(
@@ -152,7 +153,7 @@ async def test_new_deployment_takes_over_when_healthy_and_draining_kept(
             timeout=10,
         )
         assert status.apps[0].deployment_id == "01B"
-        daemon.mark_draining([old], draining=False)
+        await RouteControl(daemon).undrain("web", [old])
         await stub.wait_for(lambda s: backends_of(s, "web.test") == [(ip_new, "active")])
         assert (await settled(daemon, stub)).apps[0].deployment_id == "01B"
 

@@ -15,7 +15,6 @@ import pytest
 from haloy.proxy.snapshot import DEFAULT_HOLD_TIMEOUT
 from haloy.store import Status
 from tests.daemon.deployer_harness import DOMAIN, deployer_harness
-from tests.daemon.test_deployer_haloyd import in_haloyd
 from tests.e2e.loadgen import LoadGen
 from tests.e2e.scale import record, size
 from tests.fixtures.proxy import ProxyProcess
@@ -29,10 +28,8 @@ async def test_replace_deploys_under_load_hold_and_drop_nothing(
 ) -> None:
     deploys = int(size(2, 10))
     proxy = proxy_factory("--no-access-log", https=False)
-    async with (
-        deployer_harness(tmp_path, docker_network, docker_cleanup, proxy) as h,
-        in_haloyd(h, docker_network, docker_cleanup) as deployer,
-    ):
+    async with deployer_harness(tmp_path, docker_network, docker_cleanup, proxy) as h:
+        deployer = h.deployer
         first = await deployer.wait((await deployer.submit(h.spec("v1", replicas=2))).id)
         assert first.status is Status.SUCCEEDED, first.reason
         url = f"http://127.0.0.1:{proxy.http_port}"

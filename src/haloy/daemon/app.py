@@ -132,16 +132,11 @@ class Haloyd:
             proxy_hash=self.publisher.proxy_hash,
         )
 
-    async def publish_now(self) -> Snapshot:
-        """Publish the current state now (after the first reconcile); the published snapshot."""
-        await self.ready.wait()
-        return await self.publisher.publish()
-
     async def wait_for(
         self, predicate: Callable[[DaemonStatus], bool], timeout: float
     ) -> DaemonStatus:
-        """Wait until predicate(status()) holds after a publish (e.g. the deployer's health
-        gate: its new replica is active and the proxy runs the routes); TimeoutError if not."""
+        """Wait until predicate(status()) holds after a publish (e.g. a replica is active and
+        the proxy runs the routes); TimeoutError if not."""
         async with asyncio.timeout(timeout):
             while True:
                 status = self.status()
@@ -159,12 +154,6 @@ class Haloyd:
         """Replace the API route / ACME backend / TLS hosts (certificate manager) and republish."""
         self.extras = extras
         self.request_publish()
-
-    def mark_draining(self, container_ids: Sequence[str], draining: bool = True) -> None:
-        """Mark (or unmark) replicas as draining."""
-        ids = set(self.controls.draining)
-        ids = ids | set(container_ids) if draining else ids - set(container_ids)
-        self.set_controls(replace(self.controls, draining=frozenset(ids)))
 
     def resync(self) -> None:
         """Ask discovery for a reconcile now (e.g. right after the deployer starts a container)."""

@@ -28,8 +28,6 @@ CONTROL_TIMEOUT = 5.0
 SendControl = Callable[[Path, dict[str, Any], float], Awaitable[dict[str, Any]]]
 
 
-
-
 class Publisher:
     """Publishes what `build()` returns whenever asked, and keeps the proxy in step."""
 

@@ -51,12 +51,12 @@ from haloy.daemon.api.tunnel import TunnelHandlers
 from haloy.daemon.api_token import forward_key, read_token
 from haloy.daemon.app import Extra, Haloyd, ServeSettings
 from haloy.daemon.deployer import Deployer
-from haloy.daemon.haloyd_routes import HaloydRouteControl
 from haloy.daemon.host_claims import HostRules
 from haloy.daemon.instance import instance_id
 from haloy.daemon.mount_policy import PROTECTED, MountPolicy
 from haloy.daemon.registry_auth import RegistryAuthStore, registries_file
 from haloy.daemon.route_builder import Extras, host_owners, reserved_hosts
+from haloy.daemon.route_control import RouteControl
 from haloy.errors import HaloyError
 from haloy.proxy.control_client import send_control
 from haloy.proxy.snapshot import ApiRoute, Endpoint, Snapshot
@@ -128,7 +128,7 @@ def api_service(
         instance = instance_id(paths.data_dir)
         hosts = HostRules(reserved_hosts(config.api.domain),
                           lambda: host_owners(haloyd.publisher.current))
-        deployer = Deployer(haloyd.runtime, HaloydRouteControl(haloyd), store, events,
+        deployer = Deployer(haloyd.runtime, RouteControl(haloyd), store, events,
                             network=haloyd.settings.network, registry_auth=registries.auth_for,
                             hosts=hosts, mounts=mount_policy(config, paths),
                             instance=instance)
