@@ -18,8 +18,8 @@ from haloy.config.paths import Paths
 from haloy.daemon.app import Haloyd, ServeSettings
 from haloy.daemon.status import DaemonStatus
 from haloy.health.monitor import HealthSettings
-from haloy.proxy.snapshot import read_snapshot
 from haloy.runtime.docker import DockerRuntime
+from haloy.wire.snapshot import read_snapshot
 from tests.fixtures.docker import (
     ControlStub,
     PrivateDockerd,

@@ -16,9 +16,9 @@ from haloy.daemon.live_routes import LiveRouteControl
 from haloy.daemon.route_control import BackendRef
 from haloy.errors import RuntimeError_
 from haloy.health.monitor import HealthSettings
-from haloy.proxy.snapshot import read_snapshot
 from haloy.runtime.docker import DockerRuntime
 from haloy.runtime.labels import Domain
+from haloy.wire.snapshot import read_snapshot
 from tests.fixtures.docker import container_ip, docker_cli, run_app
 from tests.fixtures.proxy import ProxyProcess
 

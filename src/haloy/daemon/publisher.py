@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from haloy.proxy.control_client import send_control
-from haloy.proxy.snapshot import Snapshot, SnapshotError, read_snapshot, write_snapshot
+from haloy.wire.snapshot import Snapshot, SnapshotError, read_snapshot, write_snapshot
 
 log = logging.getLogger("haloy.publisher")
 

@@ -22,8 +22,8 @@ from typing import Any, Protocol
 
 from haloy.errors import RuntimeError_
 from haloy.proxy.control_client import send_control
-from haloy.proxy.snapshot import Backend, Route, Snapshot, read_snapshot, write_snapshot
 from haloy.runtime.labels import Domain
+from haloy.wire.snapshot import Backend, Route, Snapshot, read_snapshot, write_snapshot
 
 log = logging.getLogger("haloy.route_control")
 

@@ -59,9 +59,9 @@ from haloy.daemon.registry_auth import RegistryAuthStore, registries_file
 from haloy.daemon.route_builder import Extras, host_owners, reserved_hosts
 from haloy.errors import HaloyError
 from haloy.proxy.control_client import send_control
-from haloy.proxy.snapshot import ApiRoute, Endpoint, Snapshot
 from haloy.runtime.containers import Containers
 from haloy.store import DeploymentStore
+from haloy.wire.snapshot import ApiRoute, Endpoint, Snapshot
 
 log = logging.getLogger("haloy.daemon.services")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from haloy.proxy.control_client import LINE_LIMIT
-from haloy.proxy.snapshot import SnapshotError, parse_snapshot
+from haloy.wire.snapshot import SnapshotError, parse_snapshot
 
 log = logging.getLogger("haloy.proxy.control")
 
