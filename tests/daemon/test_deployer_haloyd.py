@@ -13,9 +13,9 @@ import httpx
 from haloy.certs.challenges import ChallengeStore
 from haloy.certs.store import CertStore
 from haloy.config.daemon import DaemonConfig
-from haloy.daemon.api.events import EventHub
 from haloy.daemon.app import Haloyd, ServeSettings
 from haloy.daemon.deployer import Deployer
+from haloy.daemon.events import EventHub
 from haloy.daemon.haloyd_routes import HaloydRouteControl
 from haloy.daemon.route_builder import Controls, Replica, build_routes
 from haloy.daemon.services import api_service

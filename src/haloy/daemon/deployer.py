@@ -19,12 +19,11 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
-from haloy.daemon.api.events import EventHub, EventLog
 from haloy.daemon.api.problems import ApiProblem
-from haloy.daemon.api.schemas import EventKind
 from haloy.daemon.deploy_plan import plan, plan_revert
 from haloy.daemon.deploy_run import DEFAULT_DRAIN_GRACE_S, DeployRun, StepFailed
 from haloy.daemon.deploy_spec import DeploySpec, image_tag, spec_from_stored
+from haloy.daemon.events import EventHub, EventLog
 from haloy.daemon.host_claims import HostRules, check_claims, claimed_hosts
 from haloy.daemon.instance import INSTANCE_LABEL, is_mine
 from haloy.daemon.mount_policy import MountPolicy, check_volumes
@@ -35,6 +34,7 @@ from haloy.runtime.docker import ContainerSummary, DockerRuntime
 from haloy.runtime.label_origin import sort_labels
 from haloy.runtime.labels import APP_NAME, DEPLOYMENT_ID, LabelError, decode
 from haloy.store import Deployment, DeploymentStore, Status
+from haloy.wire.api import EventKind
 
 log = logging.getLogger("haloy.deployer")
 

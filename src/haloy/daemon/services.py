@@ -36,7 +36,7 @@ from haloy.certs.manager import CertEvent, CertificateManager, WantedCert, wante
 from haloy.certs.store import CertStore
 from haloy.config.daemon import LETSENCRYPT_PRODUCTION, AcmeSettings, DaemonConfig
 from haloy.config.paths import Paths
-from haloy.daemon.api import EventHub, LayerStore, create_api, make_server, serve_api
+from haloy.daemon.api import LayerStore, create_api, make_server, serve_api
 from haloy.daemon.api.daemon_status import DaemonStatusProvider
 from haloy.daemon.api.exec import ExecHandlers
 from haloy.daemon.api.history_tags import HistoryTags
@@ -51,6 +51,7 @@ from haloy.daemon.api.tunnel import TunnelHandlers
 from haloy.daemon.api_token import forward_key, read_token
 from haloy.daemon.app import Extra, Haloyd, ServeSettings
 from haloy.daemon.deployer import Deployer
+from haloy.daemon.events import EventHub
 from haloy.daemon.haloyd_routes import HaloydRouteControl
 from haloy.daemon.host_claims import HostRules
 from haloy.daemon.instance import instance_id

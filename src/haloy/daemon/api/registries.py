@@ -15,8 +15,8 @@ from starlette.responses import Response
 
 from haloy.daemon.api.handlers import model_response
 from haloy.daemon.api.problems import ApiProblem
-from haloy.daemon.api.schemas import RegistryEntry, RegistryList, RegistryLoginRequest
 from haloy.daemon.registry_auth import RegistryAuthStore, RegistryCredentials, normalize_server
+from haloy.wire.api import RegistryEntry, RegistryList, RegistryLoginRequest
 
 log = logging.getLogger("haloy.daemon.registries")
 
