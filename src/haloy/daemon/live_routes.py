@@ -18,8 +18,8 @@ from haloy.daemon.app import Haloyd
 from haloy.daemon.route_control import BackendRef
 from haloy.daemon.status import DaemonStatus
 from haloy.errors import RuntimeError_
-from haloy.proxy.control_client import send_control
 from haloy.runtime.labels import Domain
+from haloy.wire.control import send_control
 
 log = logging.getLogger("haloy.live_routes")
 

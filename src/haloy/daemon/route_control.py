@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from haloy.errors import RuntimeError_
-from haloy.proxy.control_client import send_control
 from haloy.runtime.labels import Domain
+from haloy.wire.control import CONTROL_TIMEOUT, send_control
 from haloy.wire.snapshot import Backend, Route, Snapshot, read_snapshot, write_snapshot
 
 log = logging.getLogger("haloy.route_control")
 
-CONTROL_TIMEOUT = 5.0
 # How often the proxy is asked whether draining backends are idle.
 DRAIN_POLL_S = 0.05
 

@@ -59,16 +59,15 @@ from haloy.daemon.mount_policy import PROTECTED, MountPolicy
 from haloy.daemon.registry_auth import RegistryAuthStore, registries_file
 from haloy.daemon.route_builder import Extras, host_owners, reserved_hosts
 from haloy.errors import HaloyError
-from haloy.proxy.control_client import send_control
 from haloy.runtime.containers import Containers
 from haloy.store import DeploymentStore
+from haloy.wire.control import CONTROL_TIMEOUT, send_control
 from haloy.wire.snapshot import ApiRoute, Endpoint, Snapshot
 
 log = logging.getLogger("haloy.daemon.services")
 
 # How often the certificate side looks for a new snapshot generation (cheap: one int compare).
 GENERATION_POLL_S = 0.25
-CONTROL_TIMEOUT = 5.0
 # Recovering interrupted deployments comes before the API listens; it takes seconds at most.
 API_START_TIMEOUT_S = 60.0
 
