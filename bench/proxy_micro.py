@@ -23,8 +23,8 @@ from haloy.proxy.access_log import AccessLog
 from haloy.proxy.client import ClientProtocol
 from haloy.proxy.metrics import Metrics
 from haloy.proxy.service import ProxyService
-from haloy.proxy.snapshot import Backend, Route, Snapshot
 from haloy.proxy.upstream import UpstreamProtocol
+from haloy.wire.snapshot import Backend, Route, Snapshot
 
 PLAIN = b"GET / HTTP/1.1\r\nHost: bench.local\r\n\r\n"
 BROWSER = (

@@ -41,9 +41,9 @@ OPT_DIR="$PREFIX/opt/haloy"
 run scripts/install-server.sh first"
 if [ -d /run/systemd/system ] && [ -z "$PREFIX" ]; then SYSTEMD=1; else SYSTEMD=0; fi
 
-# The proxy accepts snapshots of exactly its own schema version (haloy.proxy.snapshot).
+# The proxy accepts snapshots of exactly its own schema version (haloy.wire.snapshot).
 schema_of() { "$OPT_DIR/$1/bin/python" -c \
-    'from haloy.proxy.snapshot import SCHEMA_VERSION; print(SCHEMA_VERSION)'; }
+    'from haloy.wire.snapshot import SCHEMA_VERSION; print(SCHEMA_VERSION)'; }
 
 OLD="$(readlink "$OPT_DIR/current")"
 OLD_SCHEMA="$(schema_of "$OLD")"

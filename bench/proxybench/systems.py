@@ -150,7 +150,7 @@ def proxy(name: str, root: Path, listen: Listen, tls: TlsFiles | None) -> Runnin
 def _haloy(root: Path, listen: Listen, tls: TlsFiles | None) -> Running:
     # Imported here so the peers can be benchmarked even while haloy's package is broken.
     from haloy.config.paths import Paths
-    from haloy.proxy.snapshot import Backend, Route, Snapshot, write_snapshot
+    from haloy.wire.snapshot import Backend, Route, Snapshot, write_snapshot
 
     paths = Paths(config_dir=root / "etc", data_dir=root / "data")
     paths.config_dir.mkdir(parents=True, exist_ok=True)

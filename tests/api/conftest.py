@@ -15,11 +15,7 @@ import pytest
 
 from haloy.daemon.api import (
     ApiLimits,
-    AppStatus,
-    Domain,
-    EventHub,
     LayerStore,
-    Replica,
     StaticStatus,
     StatusProvider,
     create_api,
@@ -35,8 +31,10 @@ from haloy.daemon.api.prune import PruneHandlers
 from haloy.daemon.api.registries import RegistryHandlers
 from haloy.daemon.api.server_logs import LogRing, ServerLogHandlers
 from haloy.daemon.api.tunnel import TunnelHandlers
+from haloy.daemon.events import EventHub
 from haloy.daemon.registry_auth import RegistryAuthStore
 from haloy.store import DeploymentStore
+from haloy.wire.api import AppStatus, Domain, Replica
 
 TOKEN = "t0ken-for-tests-0123456789abcdef"
 

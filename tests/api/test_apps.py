@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import pytest
 
 from haloy import __version__
-from haloy.daemon.api import AppStatus
 from haloy.errors import StoreError
 from haloy.store import Status
+from haloy.wire.api import AppStatus
 from tests.api.conftest import RunningApi, StartApi
 
 

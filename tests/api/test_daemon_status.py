@@ -16,7 +16,7 @@ from haloy.daemon.api.daemon_status import (
 )
 from haloy.daemon.status import AppStatus, DaemonStatus, ReplicaStatus
 from haloy.errors import HaloyError
-from haloy.proxy.snapshot import Backend, Route
+from haloy.wire.snapshot import Backend, Route
 
 DEP = "01J00000000000000000000001"
 

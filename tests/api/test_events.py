@@ -7,8 +7,10 @@ import json
 
 import pytest
 
-from haloy.daemon.api import ApiLimits, EventHub, EventKind, EventLog
+from haloy.daemon.api import ApiLimits
+from haloy.daemon.events import EventHub, EventLog
 from haloy.store import Status
+from haloy.wire.api import EventKind
 from tests.api.conftest import RunningApi, StartApi
 
 

@@ -17,8 +17,8 @@ from haloy.daemon.api import ApiLimits, StaticStatus, create_api, make_server, s
 from haloy.daemon.api.ratelimit import RatePolicy
 from haloy.daemon.api_token import forward_key
 from haloy.errors import ConfigError
-from haloy.proxy.snapshot import FORWARD_KEY_HEADER
 from haloy.store import DeploymentStore
+from haloy.wire.snapshot import FORWARD_KEY_HEADER
 from tests.api.conftest import TOKEN, RunningApi, StartApi
 
 SECURITY = {

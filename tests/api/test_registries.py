@@ -12,15 +12,10 @@ import pytest
 
 from haloy.config.paths import Paths
 from haloy.daemon.api.registries import RegistryHandlers, login_problem
-from haloy.daemon.registry_auth import (
-    RegistryAuthStore,
-    RegistryCredentials,
-    normalize_server,
-    registries_file,
-    registry_of,
-)
+from haloy.daemon.registry_auth import RegistryAuthStore, RegistryCredentials, registries_file
 from haloy.errors import HaloyError
 from haloy.store import Status
+from haloy.wire.registries import normalize_server, registry_of
 from tests.api.conftest import StartApi, start_api
 from tests.daemon.deployer_harness import deployer_harness
 from tests.daemon.test_deployer_pull import PASSWORD, USER, registry_image

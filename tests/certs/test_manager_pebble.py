@@ -20,8 +20,8 @@ from haloy.certs.challenges import ChallengeStore
 from haloy.certs.issuer import AcmeIssuer, AcmeSettings
 from haloy.certs.manager import CertEvent, CertificateManager, WantedCert, wanted_from_snapshot
 from haloy.certs.store import CertStore
-from haloy.proxy.snapshot import parse_snapshot
 from haloy.proxy.tls import TlsTerminator
+from haloy.wire.snapshot import parse_snapshot
 from tests.certs.conftest import serve_challenges
 from tests.certs.tls_peer import connect, tls_server
 from tests.fixtures.pebble import Pebble

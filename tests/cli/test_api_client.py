@@ -19,8 +19,8 @@ from haloy.cli.ship import (
     ship_layers,
     upload_layers,
 )
-from haloy.daemon.api import EventKind
 from haloy.errors import ApiError
+from haloy.wire.api import EventKind
 from tests.api.conftest import TOKEN, RunningApi, StartApi, api, start_api
 from tests.fixtures.docker import TEST_IMAGE, docker_cli
 

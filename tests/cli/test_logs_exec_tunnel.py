@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 from haloy.cli.cmd_exec import exit_code, prefixed
 from haloy.cli.cmd_logs import format_line, log_params
 from haloy.cli.tunnel_client import tunnel_url
-from haloy.daemon.api.schemas import ExecResult
+from haloy.wire.api import ExecResult
 from tests.cli.test_status import cli_env, run_haloy
 from tests.fixtures.docker import TEST_IMAGE
 from tests.fixtures.haloyd_server import HaloydServer, serving

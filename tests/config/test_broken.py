@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from rich.console import Console
 
 import haloy.cli.cmd_config  # noqa: F401  (attaches validate-config to the group)
-from haloy.cli.errors_view import render_error
 from haloy.cli.main import cli
+from haloy.console import render_error
 from haloy.errors import HaloyError
 
 BROKEN = Path(__file__).parent / "broken"

@@ -19,16 +19,16 @@ from typing import Any
 
 import httpx
 
-from haloy.daemon.api.events import EventHub
-from haloy.daemon.api.schemas import DeploymentEvent
 from haloy.daemon.app import Haloyd, ServeSettings
 from haloy.daemon.deploy_spec import DeploySpec
 from haloy.daemon.deployer import Deployer
+from haloy.daemon.events import EventHub
 from haloy.daemon.route_control import RouteControl
 from haloy.health.monitor import HealthSettings
 from haloy.runtime.docker import DockerRuntime
 from haloy.runtime.labels import Domain
 from haloy.store import Deployment, DeploymentStore
+from haloy.wire.api import DeploymentEvent
 from tests.fixtures.docker import TEST_IMAGE, TEST_LABEL, docker_cli
 from tests.fixtures.proxy import ProxyProcess
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from haloy.daemon.api.schemas import EventKind
 from haloy.daemon.deploy_spec import container_spec
 from haloy.runtime.containers import Containers
 from haloy.store import INTERRUPTED, Status
+from haloy.wire.api import EventKind
 from tests.daemon.deployer_harness import deployer_harness
 from tests.fixtures.docker import TEST_IMAGE, docker_cli
 from tests.fixtures.proxy import ProxyProcess

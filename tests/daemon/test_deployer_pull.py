@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from haloy.daemon.api.schemas import EventKind
 from haloy.store import Status
+from haloy.wire.api import EventKind
 from tests.daemon.deployer_harness import deployer_harness
 from tests.fixtures.docker import TEST_IMAGE, docker_cli
 from tests.fixtures.peers import peer_missing

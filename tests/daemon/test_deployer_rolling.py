@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from haloy.daemon.api.schemas import EventKind
 from haloy.store import Status
+from haloy.wire.api import EventKind
 from tests.daemon.deployer_harness import deployer_harness
 from tests.fixtures.docker import docker_cli
 from tests.fixtures.proxy import ProxyProcess

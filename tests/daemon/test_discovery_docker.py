@@ -19,8 +19,8 @@ from haloy.daemon.app import Haloyd, ServeSettings
 from haloy.daemon.route_control import RouteControl
 from haloy.daemon.status import DaemonStatus
 from haloy.health.monitor import HealthSettings
-from haloy.proxy.snapshot import read_snapshot
 from haloy.runtime.docker import DockerRuntime
+from haloy.wire.snapshot import read_snapshot
 from tests.fixtures.docker import (
     ControlStub,
     PrivateDockerd,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from haloy.config.paths import Paths
 from haloy.daemon.publisher import Publisher
-from haloy.proxy.snapshot import Backend, Route, Snapshot, read_snapshot
+from haloy.wire.snapshot import Backend, Route, Snapshot, read_snapshot
 from tests.fixtures.docker import ControlStub
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from haloy.daemon.route_control import BackendRef, RouteControl
 from haloy.errors import RuntimeError_
-from haloy.proxy.snapshot import read_snapshot
 from haloy.runtime.labels import Domain
+from haloy.wire.snapshot import read_snapshot
 from tests.daemon.deployer_harness import DOMAIN, deployer_harness
 from tests.fixtures.docker import container_ip, docker_cli, run_app
 from tests.fixtures.proxy import ProxyProcess

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from haloy.config.paths import Paths
-from haloy.proxy.snapshot import read_snapshot
+from haloy.wire.snapshot import read_snapshot
 from tests.fixtures.docker import ControlStub, backends_of, container_ip, run_app
 
 pytestmark = pytest.mark.docker

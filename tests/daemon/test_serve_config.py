@@ -8,7 +8,7 @@ from haloy.config.daemon import default_daemon_yaml
 from haloy.config.paths import Paths
 from haloy.daemon.cmd_serve import load_settings
 from haloy.health.monitor import HealthSettings
-from haloy.proxy.snapshot import ApiRoute, Endpoint
+from haloy.wire.snapshot import ApiRoute, Endpoint
 
 
 def test_defaults_without_a_config_file(tmp_path: Path) -> None:

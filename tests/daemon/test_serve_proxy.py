@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from haloy.config.paths import Paths
-from haloy.proxy.control_client import send_control
+from haloy.wire.control import send_control
 from tests.daemon.test_serve import start_haloyd, stop
 from tests.fixtures.docker import container_ip, docker_cli, run_app
 from tests.fixtures.proxy import ProxyProcess

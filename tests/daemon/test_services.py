@@ -25,7 +25,7 @@ from haloy.config.daemon import LETSENCRYPT_PRODUCTION, DaemonConfig, load_daemo
 from haloy.config.paths import Paths
 from haloy.daemon.api_token import forward_key, read_token
 from haloy.daemon.services import Listen, acme_requested, service_extras, tls_hosts
-from haloy.proxy.snapshot import Route, Snapshot
+from haloy.wire.snapshot import Route, Snapshot
 from tests.certs.tls_peer import connect
 from tests.daemon.haloyd_env import HaloydEnv
 from tests.fixtures.docker import run_app

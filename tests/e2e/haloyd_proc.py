@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from haloy.proxy.control_client import send_control
+from haloy.wire.control import send_control
 from tests.daemon.deployer_harness import DOMAIN, HEALTH
 from tests.fixtures.docker import TEST_IMAGE
 from tests.fixtures.haloyd_server import HaloydServer, forget_app, serving

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from haloy.proxy.snapshot import DEFAULT_HOLD_TIMEOUT
 from haloy.store import Status
+from haloy.wire.snapshot import DEFAULT_HOLD_TIMEOUT
 from tests.daemon.deployer_harness import DOMAIN, deployer_harness
 from tests.e2e.loadgen import LoadGen
 from tests.e2e.scale import record, size

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from haloy.proxy.control import ControlServer
-from haloy.proxy.control_client import LINE_LIMIT, send_control
-from haloy.proxy.snapshot import parse_snapshot
+from haloy.wire.control import LINE_LIMIT, send_control
+from haloy.wire.snapshot import parse_snapshot
 from tests.fixtures.proxy import ProxyProcess
 from tests.proxy.http_peers import Backend, Client, Req, response_bytes, route, snapshot
 

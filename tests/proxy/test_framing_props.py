@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from haloy.proxy.client import ClientProtocol
 from haloy.proxy.service import ProxyService
-from haloy.proxy.snapshot import parse_snapshot
 from haloy.proxy.upstream import UpstreamProtocol
+from haloy.wire.snapshot import parse_snapshot
 
 
 class FakeTransport:

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from haloy.proxy.metrics import Metrics
 from haloy.proxy.service import ProxyService
-from haloy.proxy.snapshot import Backend, Route, Snapshot
+from haloy.wire.snapshot import Backend, Route, Snapshot
 from tests.fixtures.proxy import ProxyProcess
 from tests.proxy.http_peers import Backend as HttpBackend
 from tests.proxy.http_peers import Client, route, snapshot

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from haloy.proxy.routes import BackendRegistry, compile_table, draining_changes, normalize_host
-from haloy.proxy.snapshot import parse_snapshot
+from haloy.wire.snapshot import parse_snapshot
 
 
 def _snap(*routes: dict[str, Any], **extra: Any) -> Any:

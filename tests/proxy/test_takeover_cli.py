@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 
 from haloy.proxy.control import ControlServer
-from haloy.proxy.control_client import send_control
 from haloy.proxy.takeover import worker_args
+from haloy.wire.control import send_control
 from tests.fixtures.proxy import BIN, ProxyProcess
 from tests.proxy.http_peers import Backend, Client, Req, response_bytes, route, snapshot
 

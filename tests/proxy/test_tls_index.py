@@ -11,8 +11,8 @@ import pytest
 import trustme
 
 from haloy.certs.keys import key_to_pem, new_key
-from haloy.proxy.snapshot import parse_snapshot
 from haloy.proxy.tls import CertStoreIndex, TlsTerminator
+from haloy.wire.snapshot import parse_snapshot
 from tests.certs.tls_peer import client_hello, connect, raw_exchange, resumed, tls_server
 
 ALERT, HANDSHAKE = 0x15, 0x16

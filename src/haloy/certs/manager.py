@@ -24,7 +24,7 @@ from haloy.certs.issuer import IssuanceError, Issued
 from haloy.certs.policy import CHECK_INTERVAL, CLEAR, Backoff, RenewalWindow, needs_certificate
 from haloy.certs.store import CertStore
 from haloy.errors import HaloyError
-from haloy.proxy.snapshot import Snapshot
+from haloy.wire.snapshot import Snapshot
 
 log = logging.getLogger("haloy.certs")
 

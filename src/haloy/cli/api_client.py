@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from haloy.daemon.api.schemas import (
+from haloy.errors import ApiError
+from haloy.wire.api import (
     TERMINAL_KINDS,
     AppList,
     AppStatus,
@@ -26,7 +27,6 @@ from haloy.daemon.api.schemas import (
     ServerLogRecord,
     VersionInfo,
 )
-from haloy.errors import ApiError
 
 # Plain calls answer in milliseconds; a slow server still gets a generous bound.
 DEFAULT_TIMEOUT_S = 30.0

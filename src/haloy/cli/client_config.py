@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from haloy.daemon.envfile import read_env_file, update_env_file, write_private_file
+from haloy.config.envfile import read_env_file, update_env_file, write_private_file
 from haloy.errors import ConfigError
 
 CLIENT_FILE = "client.yaml"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from haloy.cli.deploy_flow import run_deploy
 from haloy.cli.main import cli
 from haloy.cli.target_options import environ, select_targets, target_options
 
@@ -37,9 +38,5 @@ def deploy(config_path: Path | None, targets: tuple[str, ...], all_targets: bool
       haloy deploy -c deploy/haloy.yaml --json
     """
     selected = select_targets(config_path, targets, all_targets)
-    # Imported here: the deploy machinery loads the API schemas (and through them aiohttp),
-    # which would slow every other command's start, `haloy --help` included.
-    from haloy.cli.deploy_flow import run_deploy
-
     run_deploy(selected.config, selected.targets, environ(), show_logs=not no_logs,
                as_json=as_json, shared_engine=shared_engine, deadline_s=deadline)

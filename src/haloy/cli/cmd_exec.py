@@ -5,19 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
+from haloy.cli.api_client import ApiClient
 from haloy.cli.cmd_status import for_each_target
 from haloy.cli.main import cli
 from haloy.cli.target_options import select_targets, target_label, target_options
 from haloy.config.app import AppTarget
 from haloy.errors import ApiError, RuntimeError_
-
-if TYPE_CHECKING:
-    from haloy.cli.api_client import ApiClient
-    from haloy.daemon.api.schemas import ExecResult
+from haloy.wire.api import ExecResult, ExecResults
 
 # What timeout(1) exits with when the command ran out of time.
 EXIT_TIMED_OUT = 124
@@ -95,8 +92,6 @@ def exec_command(config_path: Path | None, targets: tuple[str, ...], all_targets
       haloy exec --all-containers -- cat /etc/hostname
       haloy exec -t production --timeout 600 -- ./migrate
     """
-    from haloy.daemon.api.schemas import ExecResults
-
     selected = select_targets(config_path, targets, all_targets)
     body = {"argv": list(argv), "timeout": timeout, "container": container,
             "allContainers": all_containers}

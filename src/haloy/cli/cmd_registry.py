@@ -25,6 +25,7 @@ from haloy.cli.target_options import (
     target_options,
 )
 from haloy.errors import ConfigError
+from haloy.wire.registries import normalize_server
 
 if TYPE_CHECKING:
     from haloy.cli.api_client import ApiClient
@@ -127,8 +128,6 @@ def logout(registry_server: str, servers: tuple[str, ...], config_path: Path | N
       haloy server registry logout ghcr.io
     """
     from urllib.parse import quote
-
-    from haloy.daemon.registry_auth import normalize_server
 
     # `https://ghcr.io/` must name the login `ghcr.io`, not a path below /v1/registries/.
     name = normalize_server(registry_server)

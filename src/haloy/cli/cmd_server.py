@@ -7,9 +7,9 @@ import sys
 
 import click
 
+from haloy.api_probe import probe_health, probe_token
 from haloy.cli.client_config import ClientConfig, normalize_server_url
 from haloy.cli.main import cli
-from haloy.daemon.api_probe import probe_health, probe_token
 from haloy.errors import ApiError, ConfigError
 
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 from rich import box
@@ -16,9 +16,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from haloy import __version__
+from haloy.cli.api_client import ApiClient
 from haloy.cli.client_config import client_config_dir, normalize_server_url, resolve_token
 from haloy.cli.cmd_prune import INCLUDE_PROTECTED_HELP, protected_filter
 from haloy.cli.cmd_server import server
+from haloy.cli.events_view import EventPrinter, Outcome, follow_events, print_summary
 from haloy.cli.main import cli
 from haloy.cli.target_options import (
     Selected,
@@ -32,13 +34,7 @@ from haloy.cli.target_options import (
 from haloy.config.app import AppTarget
 from haloy.config.resolve import resolve_target
 from haloy.errors import ApiError, HaloyError
-
-if TYPE_CHECKING:
-    # Imported lazily at run time: the API schemas pull in aiohttp through haloy.daemon.api,
-    # which would slow the start of every command, `haloy --help` included.
-    from haloy.cli.api_client import ApiClient
-    from haloy.cli.events_view import Outcome
-    from haloy.daemon.api.schemas import AppStatus
+from haloy.wire.api import AppStatus
 
 T = TypeVar("T")
 
@@ -71,8 +67,6 @@ async def for_each_target(
     selected: Selected, action: Callable[[AppTarget, ApiClient], Awaitable[T]]
 ) -> list[T]:
     """Run `action` for every target in parallel, each with a client for its server."""
-    from haloy.cli.api_client import ApiClient
-
     env = environ()
     # Every token is resolved before any request, so a config problem stops all targets.
     tokens = [api_token(selected.config, t, env) for t in selected.targets]
@@ -197,8 +191,6 @@ async def follow_started(
     show_progress: bool,
 ) -> Outcome:
     """Follow the deployment a POST started (`{deploymentId}`) to its end."""
-    from haloy.cli.events_view import EventPrinter, Outcome, follow_events
-
     outcome = Outcome(target_label(target), deployment_id=answer.get("deploymentId"))
     if outcome.deployment_id is None:
         raise ApiError(f"{api.base_url} did not answer with a deployment id")
@@ -220,8 +212,6 @@ def rollback(deployment_id: str, config_path: Path | None, targets: tuple[str, .
       haloy rollback-targets
       haloy rollback 01J8Z3K6N4X2T1R0QW5E7Y9ABC -t production
     """
-    from haloy.cli.events_view import print_summary
-
     selected = select_targets(config_path, targets, all_targets)
     env = environ()
     console = _console()
@@ -282,8 +272,6 @@ def server_version(url: str | None, config_path: Path | None, targets: tuple[str
       haloy server version https://api.example.com
       haloy server version -a
     """
-    from haloy.cli.api_client import ApiClient
-
     click.echo(f"haloy (CLI) {__version__}")
     if url is not None:
         base = normalize_server_url(url)

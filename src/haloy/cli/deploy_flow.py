@@ -43,8 +43,8 @@ from haloy.cli.ship import is_loopback, shares_engine, ship_layers
 from haloy.cli.target_options import server_url, target_label
 from haloy.config.app import AppConfig, AppTarget
 from haloy.config.resolve import ResolvedTarget, resolve_target
-from haloy.daemon.api.schemas import DeployRequest, DomainIn, RegistryLogin, VersionInfo
 from haloy.errors import ApiError, HaloyError
+from haloy.wire.api import DeployRequest, DomainIn, RegistryLogin, VersionInfo
 
 # The capability a haloyd must have for `POST /v1/deploy`.
 DEPLOY_CAPABILITY = "deployments"

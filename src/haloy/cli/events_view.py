@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from haloy.cli.api_client import ApiClient
-from haloy.daemon.api.schemas import DeploymentEvent
 from haloy.errors import HaloyError
+from haloy.wire.api import DeploymentEvent
 
 _STYLES = {
     "info": "cyan",

@@ -20,12 +20,11 @@ from urllib.parse import urlsplit
 
 from haloy.cli.api_client import ApiClient
 from haloy.errors import ApiError, HaloyError, RuntimeError_
+from haloy.wire.api import ENGINE_LAYERS_CAPABILITY
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 # A haloyd whose engine is the one this CLI builds with says so with this capability.
 ASSEMBLE_CAPABILITY = "images.assemble"
-# A haloyd that also counts the layer chains its Docker engine has (it takes `diffIds`).
-ENGINE_LAYERS_CAPABILITY = "images.layers.engine"
 # Parallel uploads: enough to fill a link, few enough not to thrash the server's disk.
 UPLOAD_PARALLELISM = 4
 # Retries per layer: the server verifies the digest, so a retry is always safe.

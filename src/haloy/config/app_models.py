@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from haloy.config.domains import normalize_domain
-from haloy.config.names import APP_NAME_RULE, is_app_name
 from haloy.config.values import ConfigModel, EnvVar, ValueSource, scalar_text
+from haloy.wire.names import APP_NAME_RULE, is_app_name
 
 MAX_MIN_READY_SECONDS = 600
 

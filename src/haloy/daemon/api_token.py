@@ -8,7 +8,7 @@ import re
 import secrets
 from pathlib import Path
 
-from haloy.daemon.envfile import read_env_file, update_env_file
+from haloy.config.envfile import read_env_file, update_env_file
 from haloy.errors import ConfigError
 
 TOKEN_ENV = "HALOY_API_TOKEN"

@@ -26,8 +26,8 @@ from haloy.daemon.publisher import Publisher
 from haloy.daemon.route_builder import BuildResult, Controls, Extras, build_routes, host_owners
 from haloy.daemon.status import DaemonStatus, build_status
 from haloy.health.monitor import HealthMonitor, HealthSettings, Target
-from haloy.proxy.snapshot import Snapshot
 from haloy.runtime.docker import DEFAULT_NETWORK, DockerRuntime
+from haloy.wire.snapshot import Snapshot
 
 log = logging.getLogger("haloy.daemon")
 

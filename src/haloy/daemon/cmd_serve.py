@@ -17,7 +17,7 @@ from haloy.daemon.path_options import docker_host, network_option, paths_options
 from haloy.daemon.route_builder import Extras
 from haloy.daemon.services import with_services
 from haloy.health.monitor import HealthSettings
-from haloy.proxy.snapshot import ApiRoute, Endpoint
+from haloy.wire.snapshot import ApiRoute, Endpoint
 
 
 def _endpoint(listen: str) -> Endpoint:

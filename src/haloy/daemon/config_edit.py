@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from haloy.config.daemon import DaemonConfig, load_daemon_config
 from haloy.config.durations import format_duration
-from haloy.daemon.envfile import write_private_file
+from haloy.config.envfile import write_private_file
 from haloy.errors import ConfigError
 
 

@@ -10,16 +10,16 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from haloy.daemon.api.events import EventLog
-from haloy.daemon.api.schemas import EventKind
 from haloy.daemon.deploy_plan import Action, Step
 from haloy.daemon.deploy_spec import DeploySpec, container_spec, set_aside_name
+from haloy.daemon.events import EventLog
 from haloy.daemon.health_gate import GateFailed, wait_ready
 from haloy.daemon.route_control import BackendRef, RouteControl
 from haloy.errors import HaloyError, RuntimeError_
 from haloy.runtime.containers import STOP_GRACE_S, Containers
 from haloy.runtime.label_origin import sort_labels
 from haloy.runtime.labels import decode
+from haloy.wire.api import EventKind
 
 log = logging.getLogger("haloy.deployer")
 

@@ -19,15 +19,14 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
-from haloy.daemon.api.events import EventHub, EventLog
-from haloy.daemon.api.problems import ApiProblem
-from haloy.daemon.api.schemas import EventKind
 from haloy.daemon.deploy_plan import plan, plan_revert
 from haloy.daemon.deploy_run import DEFAULT_DRAIN_GRACE_S, DeployRun, StepFailed
 from haloy.daemon.deploy_spec import DeploySpec, image_tag, spec_from_stored
+from haloy.daemon.events import EventHub, EventLog
 from haloy.daemon.host_claims import HostRules, check_claims, claimed_hosts
 from haloy.daemon.instance import INSTANCE_LABEL, is_mine
 from haloy.daemon.mount_policy import MountPolicy, check_volumes
+from haloy.daemon.refusals import Conflict, NotFound
 from haloy.daemon.route_control import BackendRef, RouteControl
 from haloy.errors import HaloyError
 from haloy.runtime.containers import STOP_GRACE_S, Containers
@@ -35,6 +34,7 @@ from haloy.runtime.docker import ContainerSummary, DockerRuntime
 from haloy.runtime.label_origin import sort_labels
 from haloy.runtime.labels import APP_NAME, DEPLOYMENT_ID, LabelError, decode
 from haloy.store import Deployment, DeploymentStore, Status
+from haloy.wire.api import EventKind
 
 log = logging.getLogger("haloy.deployer")
 
@@ -42,12 +42,11 @@ log = logging.getLogger("haloy.deployer")
 FAILURE_LOG_LINES = 20
 
 
-class DeployConflict(ApiProblem):
-    """A deployment of this app is already running (HTTP 409 `deploy_in_progress`)."""
+class DeployConflict(Conflict):
+    """A deployment of this app is already running; `running` is its id."""
 
     def __init__(self, app: str, running: str) -> None:
         super().__init__(
-            409,
             f"a deployment of {app!r} is already running ({running})",
             hint=f"follow it with GET /v1/deployments/{running}/events, then retry",
             code="deploy_in_progress",
@@ -140,7 +139,7 @@ class Deployer:
             return await asyncio.shield(task)
         dep = await self.store.get(deployment_id)
         if dep is None:
-            raise ApiProblem(404, f"no deployment {deployment_id}", hint="list deployments")
+            raise NotFound(f"no deployment {deployment_id}", hint="list deployments")
         return dep
 
     async def rollback(
@@ -149,19 +148,19 @@ class Deployer:
         """Deploy a kept deployment's image digest and stored spec again, as a new deployment."""
         target = await self.store.get(deployment_id)
         if target is None or target.app != app:
-            raise ApiProblem(404, f"{app!r} has no kept deployment {deployment_id}",
-                             hint="list the app's deployments to see the ids kept")
+            raise NotFound(f"{app!r} has no kept deployment {deployment_id}",
+                           hint="list the app's deployments to see the ids kept")
         if target.status not in (Status.SUCCEEDED, Status.ROLLED_BACK) or not target.image_digest:
-            raise ApiProblem(409, f"deployment {deployment_id} is {target.status}; only "
-                             "deployments that succeeded can be rolled back to",
-                             hint="pick a succeeded deployment from the history")
+            raise Conflict(f"deployment {deployment_id} is {target.status}; only "
+                           "deployments that succeeded can be rolled back to",
+                           hint="pick a succeeded deployment from the history")
         # The digest history recorded, not the `<app>:<id>` tag: a tag can be moved.
         info = await self.containers.image_by_digest(target.image_digest, target.image_ref)
         if info is None:
-            raise ApiProblem(409, f"the image of deployment {deployment_id} "
-                             f"({target.image_digest}) is no longer on this server",
-                             hint="deploy that version again with `haloy deploy`",
-                             code="image_missing")
+            raise Conflict(f"the image of deployment {deployment_id} "
+                           f"({target.image_digest}) is no longer on this server",
+                           hint="deploy that version again with `haloy deploy`",
+                           code="image_missing")
         spec = spec_from_stored(target.config, info.id, env)
         return await self.submit(spec, rolled_back_from=deployment_id,
                                  image_ref=target.image_ref)

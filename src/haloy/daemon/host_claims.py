@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from haloy.daemon.api.problems import ApiProblem
+from haloy.daemon.refusals import Conflict, Invalid
 from haloy.runtime.labels import Domain
 
 
@@ -32,12 +32,12 @@ def claimed_hosts(domains: Sequence[Domain]) -> list[str]:
 def check_claims(
     app: str, domains: Sequence[Domain], reserved: frozenset[str], owners: Mapping[str, str]
 ) -> None:
-    """Raise ApiProblem unless `app` may route every name of `domains`."""
+    """Raise Invalid or Conflict unless `app` may route every name of `domains`."""
     hosts = claimed_hosts(domains)
     taken = [h for h in hosts if h in reserved]
     if taken:
-        raise ApiProblem(
-            422, f"{', '.join(taken)} is reserved for haloyd's API and cannot be an app's "
+        raise Invalid(
+            f"{', '.join(taken)} is reserved for haloyd's API and cannot be an app's "
             "domain or alias",
             hint="pick another domain for the app (api.domain in haloyd.yaml names the API)",
             code="reserved_domain",
@@ -45,8 +45,8 @@ def check_claims(
     for host in hosts:
         owner = owners.get(host)
         if owner is not None and owner != app:
-            raise ApiProblem(
-                409, f"{host} belongs to app {owner!r}",
+            raise Conflict(
+                f"{host} belongs to app {owner!r}",
                 hint=f"to move it, remove it from {owner!r}'s haloy.yaml and deploy {owner!r} "
                 f"(or stop it with `haloy stop`), then deploy {app!r}",
                 code="domain_in_use",

@@ -13,11 +13,11 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from haloy.api_probe import listen_to_base_url
 from haloy.config.daemon import DaemonConfig, default_daemon_yaml
+from haloy.config.envfile import write_private_file
 from haloy.config.paths import Paths
-from haloy.daemon.api_probe import listen_to_base_url
 from haloy.daemon.api_token import new_token, write_token
-from haloy.daemon.envfile import write_private_file
 from haloy.errors import ConfigError, HaloyError
 from haloy.runtime.docker import DockerRuntime
 

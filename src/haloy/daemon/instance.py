@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-from haloy.daemon.envfile import write_private_file
+from haloy.config.envfile import write_private_file
 from haloy.runtime.label_origin import sort_labels
 
 INSTANCE_LABEL = "dev.haloy.instance"

@@ -8,7 +8,7 @@ import pkgutil
 import click
 
 from haloy import __version__
-from haloy.cli.errors_view import run_cli
+from haloy.console import run_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

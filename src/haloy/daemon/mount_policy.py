@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from haloy.daemon.api.problems import ApiProblem
+from haloy.daemon.refusals import Invalid
 
 # What a container must never get unless the operator lists it: the host's system, the
 # engine that runs every container, and haloy's own state (token, history, certificates).
@@ -72,11 +72,11 @@ def refusal(volume: str, policy: MountPolicy) -> str | None:
 
 
 def check_volumes(volumes: Sequence[str], policy: MountPolicy) -> None:
-    """Raise ApiProblem 422 naming every volume the policy refuses."""
+    """Raise Invalid naming every volume the policy refuses."""
     refused = [(v, why) for v in volumes if (why := refusal(v, policy)) is not None]
     if refused:
-        raise ApiProblem(
-            422, "haloyd does not mount these host paths: "
+        raise Invalid(
+            "haloyd does not mount these host paths: "
             + "; ".join(f"{v} ({why})" for v, why in refused),
             hint=f"use a named volume or a path below {policy.bind_root}, or have the "
             "server's operator list the path in containers.allowed_host_paths in haloyd.yaml",

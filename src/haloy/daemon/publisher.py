@@ -15,15 +15,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from haloy.proxy.control_client import send_control
-from haloy.proxy.snapshot import Snapshot, SnapshotError, read_snapshot, write_snapshot
+from haloy.wire.control import CONTROL_TIMEOUT, send_control
+from haloy.wire.snapshot import Snapshot, SnapshotError, read_snapshot, write_snapshot
 
 log = logging.getLogger("haloy.publisher")
 
 # How often the proxy's config_hash is compared with ours; a restarted proxy boots from the
 # file anyway, so this only bounds how long a missed push can go unnoticed.
 RESYNC_INTERVAL = 1.0
-CONTROL_TIMEOUT = 5.0
 
 SendControl = Callable[[Path, dict[str, Any], float], Awaitable[dict[str, Any]]]
 

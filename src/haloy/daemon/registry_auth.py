@@ -17,12 +17,9 @@ from pathlib import Path
 
 from haloy.config.paths import Paths
 from haloy.errors import HaloyError
+from haloy.wire.registries import normalize_server, registry_of
 
 FILE_NAME = "registries.json"
-# Docker Hub answers to several names; the engine's own credential store files them all here.
-DOCKER_HUB = "docker.io"
-_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io",
-                          "https://index.docker.io/v1/"})
 
 
 @dataclass(frozen=True)
@@ -37,23 +34,6 @@ class RegistryCredentials:
         """The `X-Registry-Auth` body the Docker Engine API takes."""
         return {"username": self.username, "password": self.password,
                 "serveraddress": self.server}
-
-
-def normalize_server(server: str) -> str:
-    """A registry's canonical name: no scheme, no path, Docker Hub's aliases folded together."""
-    raw = server.strip()
-    if raw in _HUB_ALIASES:
-        return DOCKER_HUB
-    host = raw.removeprefix("https://").removeprefix("http://").split("/", 1)[0].lower()
-    return DOCKER_HUB if host in _HUB_ALIASES else host
-
-
-def registry_of(image: str) -> str:
-    """The registry an image reference pulls from (Docker's rule: a dot, a port or localhost)."""
-    first, slash, _ = image.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        return normalize_server(first)
-    return DOCKER_HUB
 
 
 def registries_file(paths: Paths) -> Path:

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from haloy.proxy.snapshot import ApiRoute, Backend, Endpoint, Route, Snapshot
 from haloy.runtime.labels import AppLabels
+from haloy.wire.snapshot import ApiRoute, Backend, Endpoint, Route, Snapshot
 
 # Names the proxy answers with haloyd's API: an app route for one would receive the token.
 LOCALHOST = "localhost"

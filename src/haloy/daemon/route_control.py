@@ -26,10 +26,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from haloy.daemon.app import Haloyd
-from haloy.daemon.publisher import CONTROL_TIMEOUT
 from haloy.errors import RuntimeError_
-from haloy.proxy.control_client import send_control
 from haloy.runtime.labels import Domain
+from haloy.wire.control import CONTROL_TIMEOUT, send_control
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from haloy.certs.manager import CertEvent, CertificateManager, WantedCert, wante
 from haloy.certs.store import CertStore
 from haloy.config.daemon import LETSENCRYPT_PRODUCTION, AcmeSettings, DaemonConfig
 from haloy.config.paths import Paths
-from haloy.daemon.api import EventHub, LayerStore, create_api, make_server, serve_api
+from haloy.daemon.api import LayerStore, create_api, make_server, serve_api
 from haloy.daemon.api.daemon_status import DaemonStatusProvider
 from haloy.daemon.api.exec import ExecHandlers
 from haloy.daemon.api.history_tags import HistoryTags
@@ -51,6 +51,7 @@ from haloy.daemon.api.tunnel import TunnelHandlers
 from haloy.daemon.api_token import forward_key, read_token
 from haloy.daemon.app import Extra, Haloyd, ServeSettings
 from haloy.daemon.deployer import Deployer
+from haloy.daemon.events import EventHub
 from haloy.daemon.host_claims import HostRules
 from haloy.daemon.instance import instance_id
 from haloy.daemon.mount_policy import PROTECTED, MountPolicy
@@ -58,16 +59,15 @@ from haloy.daemon.registry_auth import RegistryAuthStore, registries_file
 from haloy.daemon.route_builder import Extras, host_owners, reserved_hosts
 from haloy.daemon.route_control import RouteControl
 from haloy.errors import HaloyError
-from haloy.proxy.control_client import send_control
-from haloy.proxy.snapshot import ApiRoute, Endpoint, Snapshot
 from haloy.runtime.containers import Containers
 from haloy.store import DeploymentStore
+from haloy.wire.control import CONTROL_TIMEOUT, send_control
+from haloy.wire.snapshot import ApiRoute, Endpoint, Snapshot
 
 log = logging.getLogger("haloy.daemon.services")
 
 # How often the certificate side looks for a new snapshot generation (cheap: one int compare).
 GENERATION_POLL_S = 0.25
-CONTROL_TIMEOUT = 5.0
 # Recovering interrupted deployments comes before the API listens; it takes seconds at most.
 API_START_TIMEOUT_S = 60.0
 

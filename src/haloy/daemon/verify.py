@@ -8,9 +8,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from haloy.api_probe import listen_to_base_url, probe_health
 from haloy.config.daemon import DaemonConfig, load_daemon_config
 from haloy.config.paths import Paths
-from haloy.daemon.api_probe import listen_to_base_url, probe_health
 from haloy.daemon.api_token import TOKEN_ENV, read_token
 from haloy.daemon.init import server_dirs
 from haloy.errors import HaloyError

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from haloy.daemon.api_probe import HEALTH_PATH
+from haloy.api_probe import HEALTH_PATH
 from haloy.daemon.verify import Check, Status
 
 UNIT_DIR = Path("/etc/systemd/system")

@@ -10,8 +10,8 @@ import click
 
 from haloy.config.paths import Paths
 from haloy.errors import HaloyError
-from haloy.proxy.control_client import send_control
 from haloy.proxy.main import cli
+from haloy.wire.control import Op, send_control
 
 # Under systemd's 90 s reload timeout. The new workers start concurrently, each within
 # workers.START_TIMEOUT (30 s), so the takeover fits whatever --workers is.
@@ -35,7 +35,7 @@ def reload_cmd(config_dir: Path | None, data_dir: Path | None) -> None:
     """
     paths = Paths.resolve(config_dir, data_dir, os.environ)
     try:
-        reply = asyncio.run(send_control(paths.control_socket, {"op": "takeover"},
+        reply = asyncio.run(send_control(paths.control_socket, {"op": Op.TAKEOVER},
                                          REPLY_TIMEOUT))
     except (OSError, TimeoutError) as exc:
         raise ReloadError(f"cannot reach haloy-proxy at {paths.control_socket}: {exc}",

@@ -1,8 +1,5 @@
-"""The control socket: a unix stream socket (0600) speaking JSON lines.
+"""The control socket's server: a unix stream socket (0600) speaking haloy.wire.control.
 
-    {"op":"put_snapshot","snapshot":{...}} -> {"ok":true,"config_hash":...,"generation":N}
-    {"op":"status"}                        -> {"ok":true,"config_hash":...,"routes":[...],...}
-    {"op":"reload_certs"}                  -> {"ok":true,"certificates":N}
 A request that fails (unknown op, invalid snapshot, undecodable or too deeply nested JSON) gets
 {"ok":false,"error":"<reason>"} and the connection stays open for the next line. Two things
 close it: a line longer than LINE_LIMIT (answered with an error first: the rest of that line
@@ -20,13 +17,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from haloy.proxy.control_client import LINE_LIMIT
-from haloy.proxy.snapshot import SnapshotError, parse_snapshot
+from haloy.wire.control import LINE_LIMIT, Op, error_reply
+from haloy.wire.snapshot import SnapshotError, parse_snapshot
 
 log = logging.getLogger("haloy.proxy.control")
 
 # Every client (haloyd, `haloy-proxy reload`, the supervisor) opens a connection per request
-# and gives up on it within seconds (send_control's default is 5 s). A connection silent for a
+# and gives up on it within seconds (CONTROL_TIMEOUT). A connection silent for a
 # minute is abandoned or stuck; closing it bounds the tasks and line buffers (up to LINE_LIMIT
 # each) that idle peers can pin.
 IDLE_TIMEOUT = 60.0
@@ -44,24 +41,24 @@ class LocalControl:
     async def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
         """Dispatch one request by its `op`."""
         op = request.get("op")
-        if op == "status":
+        if op == Op.STATUS:
             return dict(self.service.status())
-        if op == "put_snapshot":
+        if op == Op.PUT_SNAPSHOT:
             raw = request.get("snapshot")
             if not isinstance(raw, dict):
-                return {"ok": False, "error": "put_snapshot needs a 'snapshot' object"}
+                return error_reply("put_snapshot needs a 'snapshot' object")
             try:
                 snap = parse_snapshot(raw)
             except SnapshotError as exc:
-                return {"ok": False, "error": str(exc)}
+                return error_reply(str(exc))
             table = self.service.put_snapshot(snap)
             log.info("route snapshot generation %d (%s)", table.generation, table.config_hash[:12])
             return {"ok": True, "config_hash": table.config_hash, "generation": table.generation}
-        if op == "reload_certs":
+        if op == Op.RELOAD_CERTS:
             if self.reload_certs is None:
                 return {"ok": True, "certificates": 0}
             return {"ok": True, "certificates": self.reload_certs()}
-        return {"ok": False, "error": f"unknown op {op!r}"}
+        return error_reply(f"unknown op {op!r}")
 
 
 class ControlServer:
@@ -110,7 +107,7 @@ class ControlServer:
                         # Over LINE_LIMIT: the reader dropped what it buffered, so the rest of
                         # this line would be read as requests of its own. Say why, then close.
                         error = f"request line longer than {LINE_LIMIT} bytes"
-                        writer.write(_encode({"ok": False, "error": error}))
+                        writer.write(_encode(error_reply(error)))
                         await writer.drain()
                         return
                 if not line:
@@ -128,16 +125,16 @@ class ControlServer:
         except RecursionError:
             # json's decoder recurses once per array/object level and stops at the
             # interpreter's recursion limit; no request of this protocol nests beyond a few.
-            return {"ok": False, "error": "invalid JSON: nested too deeply"}
+            return error_reply("invalid JSON: nested too deeply")
         except ValueError as exc:
-            return {"ok": False, "error": f"invalid JSON: {exc}"}
+            return error_reply(f"invalid JSON: {exc}")
         if not isinstance(request, dict):
-            return {"ok": False, "error": "a request is a JSON object"}
+            return error_reply("a request is a JSON object")
         try:
             return await self.handler(request)
         except Exception as exc:  # a bad request must never take the proxy down
             log.exception("control request failed")
-            return {"ok": False, "error": f"internal error: {exc}"}
+            return error_reply(f"internal error: {exc}")
 
 
 def _encode(reply: dict[str, Any]) -> bytes:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from haloy.proxy.snapshot import FORWARD_KEY_HEADER, Endpoint, Route, Snapshot
+from haloy.wire.snapshot import FORWARD_KEY_HEADER, Endpoint, Route, Snapshot
 
 if TYPE_CHECKING:
     from haloy.proxy.upstream import UpstreamProtocol

@@ -23,8 +23,8 @@ from haloy.proxy.control import ControlServer, LocalControl
 from haloy.proxy.limits import Limits
 from haloy.proxy.metrics import Metrics, MetricsServer
 from haloy.proxy.service import Observer, ProxyService
-from haloy.proxy.snapshot import SnapshotError, read_snapshot
 from haloy.proxy.tls_conn import TlsClientProtocol
+from haloy.wire.snapshot import SnapshotError, read_snapshot
 
 log = logging.getLogger("haloy.proxy")
 # A draining worker closes a keep-alive connection idle this long (a busy client's next request

@@ -27,8 +27,8 @@ from haloy.proxy.routes import (
     draining_changes,
     normalize_host,
 )
-from haloy.proxy.snapshot import Snapshot
 from haloy.proxy.upstream import UpstreamProtocol
+from haloy.wire.snapshot import Snapshot
 
 log = logging.getLogger("haloy.proxy")
 ACME_PREFIX: Final = b"/.well-known/acme-challenge/"

@@ -24,7 +24,7 @@ from types import MappingProxyType
 from haloy.certs.certfile import FULLCHAIN, CertPair, read_pair
 from haloy.certs.keys import make_self_signed
 from haloy.errors import CertificateError
-from haloy.proxy.snapshot import Snapshot
+from haloy.wire.snapshot import Snapshot
 
 log = logging.getLogger("haloy.proxy.tls")
 

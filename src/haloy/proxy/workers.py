@@ -24,8 +24,8 @@ from typing import Any
 from haloy.config.paths import Paths
 from haloy.errors import HaloyError
 from haloy.proxy.control import ControlServer
-from haloy.proxy.control_client import send_control
 from haloy.proxy.takeover import worker_args, worker_argv
+from haloy.wire.control import send_control
 
 log = logging.getLogger("haloy.proxy.workers")
 # A worker imports, reads the snapshot and loads certificates before it answers.

@@ -1,7 +1,7 @@
 """The Docker label codec (pure): what a container's `dev.haloy.*` labels say about routing.
 
-    dev.haloy.appName               required  app name (haloy.config.names)
-    dev.haloy.deployment-id         required  sorts by time (ULID; haloy.config.names)
+    dev.haloy.appName               required  app name (haloy.wire.names)
+    dev.haloy.deployment-id         required  sorts by time (ULID; haloy.wire.names)
     dev.haloy.role                  required  must be "app"
     dev.haloy.domain.N              domain.0 required; more domains with N = 1, 2, ...
     dev.haloy.domain.N.alias.M      aliases of domain N (301 to it)
@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from haloy.config.names import APP_NAME_RULE, DEPLOYMENT_ID_RULE, is_app_name, is_deployment_id
+from haloy.wire.names import APP_NAME_RULE, DEPLOYMENT_ID_RULE, is_app_name, is_deployment_id
 
 PREFIX = "dev.haloy."
 APP_NAME = "dev.haloy.appName"

@@ -2,22 +2,14 @@
 
 from haloy.daemon.api.app import ApiLimits, create_api
 from haloy.daemon.api.deploys import DeployService
-from haloy.daemon.api.events import EventHub, EventLog
 from haloy.daemon.api.layers import LayerStore
-from haloy.daemon.api.schemas import AppStatus, Domain, EventKind, Replica
 from haloy.daemon.api.server import make_server, serve_api
 from haloy.daemon.api.status import StaticStatus, StatusProvider
 
 __all__ = [
     "ApiLimits",
-    "AppStatus",
     "DeployService",
-    "Domain",
-    "EventHub",
-    "EventKind",
-    "EventLog",
     "LayerStore",
-    "Replica",
     "StaticStatus",
     "StatusProvider",
     "create_api",

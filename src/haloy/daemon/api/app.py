@@ -12,7 +12,6 @@ from starlette.types import ASGIApp
 
 from haloy.daemon.api.deploys import DeployHandlers, DeployService
 from haloy.daemon.api.endpoints import ENDPOINTS
-from haloy.daemon.api.events import EventHub
 from haloy.daemon.api.handlers import SSE_HEARTBEAT_S, Handlers
 from haloy.daemon.api.history_tags import HistoryTags
 from haloy.daemon.api.images import ImageHandlers, ImageLoader
@@ -25,15 +24,15 @@ from haloy.daemon.api.problems import EXCEPTION_HANDLERS
 from haloy.daemon.api.ratelimit import RateLimiter, RatePolicy
 from haloy.daemon.api.status import StatusProvider
 from haloy.daemon.api_token import forward_key
+from haloy.daemon.events import EventHub
 from haloy.errors import ConfigError
 from haloy.store import DeploymentStore
+from haloy.wire.api import ENGINE_LAYERS_CAPABILITY
 
 # JSON bodies are small (a deploy request is a few KiB of config); 1 MiB leaves ample room.
 DEFAULT_MAX_JSON_BYTES = 1024 * 1024
 # One layer per request; the biggest layers of real images are a few GiB.
 DEFAULT_MAX_LAYER_BYTES = 16 * 1024**3
-# Layer checks and assembly also count the layer chains the server's Docker engine has.
-ENGINE_LAYERS_CAPABILITY = "images.layers.engine"
 # Tokens shorter than this are guessable; `haloyd init` generates 32 random bytes.
 MIN_TOKEN_LENGTH = 16
 

@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from haloy.daemon import status as daemon_status
-from haloy.daemon.api.schemas import AppStatus, Domain, Replica
 from haloy.errors import HaloyError
-from haloy.proxy.snapshot import Route
+from haloy.wire.api import AppStatus, Domain, Replica
+from haloy.wire.snapshot import Route
 
 log = logging.getLogger(__name__)
 

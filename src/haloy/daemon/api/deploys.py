@@ -15,18 +15,18 @@ from starlette.responses import Response
 
 from haloy.daemon.api.handlers import check_app, model_response
 from haloy.daemon.api.problems import ApiProblem
-from haloy.daemon.api.schemas import (
+from haloy.daemon.api.validate import deployment_id_problem
+from haloy.daemon.deploy_spec import DeploySpec
+from haloy.daemon.history_config import kept_config
+from haloy.runtime.labels import AppLabels, Domain, LabelError, decode, encode
+from haloy.store import Deployment
+from haloy.wire.api import (
     DeployAccepted,
     DeployRequest,
     RollbackRequest,
     StopRequest,
     StopResult,
 )
-from haloy.daemon.api.validate import deployment_id_problem
-from haloy.daemon.deploy_spec import DeploySpec
-from haloy.daemon.history_config import kept_config
-from haloy.runtime.labels import AppLabels, Domain, LabelError, decode, encode
-from haloy.store import Deployment
 
 
 class DeployService(Protocol):

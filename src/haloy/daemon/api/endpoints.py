@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from haloy.daemon.api.schemas import (
+from haloy.wire.api import (
     AppList,
     AppStatus,
     AssembleRequest,

@@ -26,7 +26,7 @@ from starlette.responses import Response
 from haloy.daemon.api.app_containers import app_containers
 from haloy.daemon.api.handlers import check_app, model_response
 from haloy.daemon.api.problems import ApiProblem
-from haloy.daemon.api.schemas import ExecRequest, ExecResult, ExecResults
+from haloy.wire.api import ExecRequest, ExecResult, ExecResults
 
 # Enough for a migration's log or a config dump; JSON answers must stay small.
 DEFAULT_MAX_OUTPUT = 1024 * 1024

@@ -12,12 +12,16 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from haloy import __version__
 from haloy.daemon.api.endpoints import API_VERSION, SSE
-from haloy.daemon.api.events import EventHub, EventLog
 from haloy.daemon.api.layer_chains import ChainSource, covered_now
 from haloy.daemon.api.layers import LayerStore, check_digest
 from haloy.daemon.api.numbers import whole_number
 from haloy.daemon.api.problems import ApiProblem
-from haloy.daemon.api.schemas import (
+from haloy.daemon.api.status import StatusProvider
+from haloy.daemon.api.validate import app_name_problem, deployment_id_problem
+from haloy.daemon.events import EventHub, EventLog
+from haloy.daemon.history_config import redact
+from haloy.store import Deployment, DeploymentStore, Status
+from haloy.wire.api import (
     AppList,
     DeploymentEvent,
     DeploymentList,
@@ -29,10 +33,6 @@ from haloy.daemon.api.schemas import (
     LayerStored,
     VersionInfo,
 )
-from haloy.daemon.api.status import StatusProvider
-from haloy.daemon.api.validate import app_name_problem, deployment_id_problem
-from haloy.daemon.history_config import redact
-from haloy.store import Deployment, DeploymentStore, Status
 
 # A comment line this often keeps proxies and clients from timing out an idle event stream.
 SSE_HEARTBEAT_S = 15.0

@@ -23,7 +23,7 @@ from haloy.daemon.api.layer_chains import ChainSource, engine_covered
 from haloy.daemon.api.layers import LayerStore, check_digest
 from haloy.daemon.api.numbers import whole_number
 from haloy.daemon.api.problems import ApiProblem
-from haloy.daemon.api.schemas import AssembleRequest, ImageLoaded
+from haloy.wire.api import AssembleRequest, ImageLoaded
 
 log = logging.getLogger(__name__)
 _LOADED = "Loaded image: "

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from haloy.daemon.api.numbers import whole_number
 from haloy.daemon.api.problems import SECURITY_HEADERS, ApiProblem, problem_response
 from haloy.daemon.api.ratelimit import RateLimiter
-from haloy.proxy.snapshot import FORWARD_KEY_HEADER
+from haloy.wire.snapshot import FORWARD_KEY_HEADER
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1"})
 _FORWARD_KEY = FORWARD_KEY_HEADER.lower()

@@ -16,7 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from haloy import __version__
 from haloy.daemon.api.endpoints import ENDPOINTS, JSON, SSE, Endpoint
-from haloy.daemon.api.schemas import ErrorBody
+from haloy.wire.api import ErrorBody
 
 _Mode = Literal["validation", "serialization"]
 _REF = "#/components/schemas/{model}"

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from haloy.daemon.refusals import Refused
 from haloy.errors import ApiError, HaloyError, StoreError
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,11 @@ async def _on_problem(request: Request, exc: Exception) -> Response:
     return to_response(exc)
 
 
+async def _on_refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refused)
+    return problem_response(exc.status, exc.message, hint=exc.hint, code=exc.code)
+
+
 async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     hints = {
@@ -137,6 +143,7 @@ async def _on_crash(request: Request, exc: Exception) -> Response:
 
 EXCEPTION_HANDLERS = {
     ApiProblem: _on_problem,
+    Refused: _on_refused,
     HTTPException: _on_http,
     ValidationError: _on_validation,
     StoreError: _on_store,

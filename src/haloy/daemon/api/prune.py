@@ -26,10 +26,10 @@ from starlette.responses import Response
 
 from haloy.daemon.api.handlers import check_app, model_response
 from haloy.daemon.api.layer_prune import LayerPruner
-from haloy.daemon.api.schemas import PrunedImage, PrunedLayer, PruneRequest, PruneResult
 from haloy.daemon.api.validate import app_name_problem, deployment_id_problem
 from haloy.store import Deployment, DeploymentStore, Status
 from haloy.store.states import IN_FLIGHT
+from haloy.wire.api import PrunedImage, PrunedLayer, PruneRequest, PruneResult
 
 log = logging.getLogger("haloy.daemon.prune")
 

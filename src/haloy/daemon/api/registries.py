@@ -15,8 +15,9 @@ from starlette.responses import Response
 
 from haloy.daemon.api.handlers import model_response
 from haloy.daemon.api.problems import ApiProblem
-from haloy.daemon.api.schemas import RegistryEntry, RegistryList, RegistryLoginRequest
-from haloy.daemon.registry_auth import RegistryAuthStore, RegistryCredentials, normalize_server
+from haloy.daemon.registry_auth import RegistryAuthStore, RegistryCredentials
+from haloy.wire.api import RegistryEntry, RegistryList, RegistryLoginRequest
+from haloy.wire.registries import normalize_server
 
 log = logging.getLogger("haloy.daemon.registries")
 

@@ -20,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 
 from haloy.daemon.api.endpoints import SSE
 from haloy.daemon.api.logs import parse_tail
-from haloy.daemon.api.schemas import ServerLogRecord
+from haloy.wire.api import ServerLogRecord
 
 # A few thousand records cover hours of a quiet daemon and the whole story of a busy deploy.
 DEFAULT_CAPACITY = 5000

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from haloy.daemon.api.schemas import AppStatus
+from haloy.wire.api import AppStatus
 
 
 class StatusProvider(Protocol):

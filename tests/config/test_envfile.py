@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from haloy.config.envfile import parse_env, update_env_file, write_private_file
 from haloy.daemon.api_token import is_valid_token, new_token, read_token, write_token
-from haloy.daemon.envfile import parse_env, update_env_file, write_private_file
 from haloy.errors import ConfigError
 
 

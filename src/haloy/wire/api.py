@@ -13,6 +13,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+# A haloyd whose layer checks and assembly also count the layer chains its Docker engine has
+# says so with this capability; only then does a client send `diffIds`.
+ENGINE_LAYERS_CAPABILITY = "images.layers.engine"
 # One request checks at most this many layers; real images have tens.
 MAX_LAYERS_PER_CHECK = 1000
 

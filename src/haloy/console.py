@@ -1,4 +1,5 @@
-"""The one place each CLI renders a HaloyError (message + hint) and picks the exit code."""
+"""The error boundary of haloy, haloyd and haloy-proxy: renders a HaloyError (message + hint)
+and picks the exit code, in one place for all three command lines."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from haloy.config.names import APP_NAME_RULE, DEPLOYMENT_ID_RULE, is_app_name, is_deployment_id
+from haloy.wire.names import APP_NAME_RULE, DEPLOYMENT_ID_RULE, is_app_name, is_deployment_id
 
 SCHEMA_VERSION: Final = 1
 # A held request waits at most this long by default: long enough for a replace deploy of a

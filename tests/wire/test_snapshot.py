@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from haloy.proxy.snapshot import SnapshotError, parse_snapshot
+from haloy.wire.snapshot import SnapshotError, parse_snapshot
 
 HOSTILE = 'x"} 1\nfake_metric{a="1'
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from haloy.daemon.api.schemas import TERMINAL_KINDS, DeploymentEvent, EventKind
+from haloy.wire.api import TERMINAL_KINDS, DeploymentEvent, EventKind
 
 # Finished logs kept for late readers; a deploy's log is a few hundred small events.
 DEFAULT_KEEP_LOGS = 200

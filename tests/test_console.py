@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pytest
 
-from haloy.cli.errors_view import run_cli
+from haloy.console import run_cli
 from haloy.errors import ConfigError, HaloyError
 
 
