@@ -31,7 +31,6 @@ from starlette.routing import Route
 
 from haloy.certs.challenges import ChallengeApp, ChallengeStore
 from haloy.certs.issuer import AcmeIssuer
-from haloy.certs.issuer import AcmeSettings as IssuerSettings
 from haloy.certs.manager import CertEvent, CertificateManager, WantedCert, wanted_from_snapshot
 from haloy.certs.store import CertStore
 from haloy.config.daemon import LETSENCRYPT_PRODUCTION, AcmeSettings, DaemonConfig
@@ -286,7 +285,7 @@ def cert_service(
             await wait_listening(Listen.parse(config.api.listen).backend, API_START_TIMEOUT_S)
         async with asyncio.TaskGroup() as tg:
             if acme:
-                issuer = AcmeIssuer(IssuerSettings.from_config(config.acme), certs, challenges)
+                issuer = AcmeIssuer(config.acme, certs, challenges)
                 manager = CertificateManager(certs, issuer, on_change=on_change,
                                              on_event=on_event)
                 tg.create_task(manager.run(wanted, wake), name="certificates")
