@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from haloy.cli.cmd_status import age
+from haloy.cli.tables import age
 from haloy.store import Status
 from tests.api.conftest import TOKEN, RunningApi, api, start_api
 
