@@ -56,7 +56,7 @@ APPS = [
 
 
 class UnavailableDeployer:
-    """A DeployService for API-only tests: mounts the deploy endpoints, refuses with 503.
+    """A DeployerProtocol for API-only tests: mounts the deploy endpoints, refuses with 503.
 
     The real deployer is tested against dockerd in tests/daemon/test_deployer_*.py.
     """

@@ -110,11 +110,11 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 def test_trusted_proxies_reach_the_route_snapshot(tmp_path: Path) -> None:
     from haloy.daemon.route_builder import build_routes
-    from haloy.daemon.services import service_extras
+    from haloy.daemon.serve_tasks import listener_extras
 
     config = load_daemon_config(write(tmp_path, "proxy:\n  trusted_proxies: [10.0.0.0/8]\n"))
     assert config.proxy.trusted_proxies == ("10.0.0.0/8",)
-    snapshot = build_routes([], lambda _: True, extras=service_extras(config, "t" * 32)).snapshot
+    snapshot = build_routes([], lambda _: True, extras=listener_extras(config, "t" * 32)).snapshot
     assert snapshot.trusted_proxies == ("10.0.0.0/8",)
 
 

@@ -1,7 +1,7 @@
 """haloyd's REST API: `create_api` builds the ASGI app, `make_server` + `serve_api` serve it."""
 
 from haloy.daemon.api.app import ApiLimits, create_api
-from haloy.daemon.api.deploys import DeployService
+from haloy.daemon.api.deploys import DeployerProtocol
 from haloy.daemon.api.events import EventHub, EventLog
 from haloy.daemon.api.layers import LayerStore
 from haloy.daemon.api.schemas import AppStatus, Domain, EventKind, Replica
@@ -11,7 +11,7 @@ from haloy.daemon.api.status import StaticStatus, StatusProvider
 __all__ = [
     "ApiLimits",
     "AppStatus",
-    "DeployService",
+    "DeployerProtocol",
     "Domain",
     "EventHub",
     "EventKind",

@@ -10,7 +10,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
-from haloy.daemon.api.deploys import DeployHandlers, DeployService
+from haloy.daemon.api.deploys import DeployerProtocol, DeployHandlers
 from haloy.daemon.api.endpoints import ENDPOINTS
 from haloy.daemon.api.events import EventHub
 from haloy.daemon.api.handlers import SSE_HEARTBEAT_S, Handlers
@@ -57,7 +57,7 @@ def create_api(
     layers: LayerStore | None = None,
     limits: ApiLimits = ApiLimits(),
     public_routes: Sequence[BaseRoute] = (),
-    deployer: DeployService | None = None,
+    deployer: DeployerProtocol | None = None,
     images: ImageLoader | None = None,
     logs: LogHandlers | None = None,
     engine_id: str | None = None,
