@@ -21,7 +21,7 @@ from haloy.errors import RuntimeError_
 from haloy.proxy.control_client import send_control
 from haloy.runtime.labels import Domain
 
-log = logging.getLogger("haloy.live_routes")
+log = logging.getLogger(__name__)
 
 # A joined container is checked at once; this bounds discovery + first check + push.
 JOIN_TIMEOUT = 30.0

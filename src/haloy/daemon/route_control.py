@@ -25,7 +25,7 @@ from haloy.proxy.control_client import send_control
 from haloy.proxy.snapshot import Backend, Route, Snapshot, read_snapshot, write_snapshot
 from haloy.runtime.labels import Domain
 
-log = logging.getLogger("haloy.route_control")
+log = logging.getLogger(__name__)
 
 CONTROL_TIMEOUT = 5.0
 # How often the proxy is asked whether draining backends are idle.

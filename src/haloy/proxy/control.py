@@ -23,7 +23,7 @@ from typing import Any
 from haloy.proxy.control_client import LINE_LIMIT
 from haloy.proxy.snapshot import SnapshotError, parse_snapshot
 
-log = logging.getLogger("haloy.proxy.control")
+log = logging.getLogger(__name__)
 
 # Every client (haloyd, `haloy-proxy reload`, the supervisor) opens a connection per request
 # and gives up on it within seconds (send_control's default is 5 s). A connection silent for a

@@ -30,7 +30,7 @@ from haloy.proxy.routes import (
 from haloy.proxy.snapshot import Snapshot
 from haloy.proxy.upstream import UpstreamProtocol
 
-log = logging.getLogger("haloy.proxy")
+log = logging.getLogger(__name__)
 ACME_PREFIX: Final = b"/.well-known/acme-challenge/"
 # Resolution of ProxyService.clock (s): how late a keep-alive or response deadline may fire.
 CLOCK_TICK: Final = 0.05

@@ -31,7 +31,7 @@ from haloy.daemon.api.validate import app_name_problem, deployment_id_problem
 from haloy.store import Deployment, DeploymentStore, Status
 from haloy.store.states import IN_FLIGHT
 
-log = logging.getLogger("haloy.daemon.prune")
+log = logging.getLogger(__name__)
 
 CALL_TIMEOUT_S = 60.0
 NOT_IN_HISTORY = "deployment no longer in history"

@@ -18,7 +18,7 @@ from haloy.daemon.api.problems import ApiProblem
 from haloy.daemon.api.schemas import RegistryEntry, RegistryList, RegistryLoginRequest
 from haloy.daemon.registry_auth import RegistryAuthStore, RegistryCredentials, normalize_server
 
-log = logging.getLogger("haloy.daemon.registries")
+log = logging.getLogger(__name__)
 
 # The engine dials the registry; a dead one answers "connection refused" within seconds.
 AUTH_TIMEOUT_S = 30.0
