@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ APPS = [
 
 
 class UnavailableDeployer:
-    """A DeployService for API-only tests: mounts the deploy endpoints, refuses with 503.
+    """A DeployerProtocol for API-only tests: mounts the deploy endpoints, refuses with 503.
 
     The real deployer is tested against dockerd in tests/daemon/test_deployer_*.py.
     """
@@ -111,23 +111,23 @@ async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
         status: StatusProvider | None = None,
         images: ImageLoader | None = None,
         logs: LogHandlers | None = None,
-        groups: dict[str, object] | None = None,
+        groups: Sequence[object] = (),
         chains: ChainSource | None = None,
     ) -> RunningApi:
         store = await DeploymentStore.open(tmp_path / f"db{len(servers)}" / "haloy.db")
         events = EventHub()
         layers = LayerStore(tmp_path / "layers", min_free_bytes=min_free_bytes)
         # Every endpoint group is mounted (the served OpenAPI document must match the committed
-        # one); a test's own `groups` replace the defaults.
-        defaults: dict[str, object] = {
-            "registries": RegistryHandlers(
+        # one); a test's own `groups` replace the defaults of the same class.
+        defaults: list[object] = [
+            RegistryHandlers(
                 RegistryAuthStore(tmp_path / f"registries{len(servers)}.json"), engine),
-            "prune": PruneHandlers(engine, store),
-            "server_logs": ServerLogHandlers(LogRing()),
-            "exec": ExecHandlers(engine),
-            "tunnel": TunnelHandlers(engine),
-        }
-        groups = {**defaults, **(groups or {})}
+            PruneHandlers(engine, store),
+            ServerLogHandlers(LogRing()),
+            ExecHandlers(engine),
+            TunnelHandlers(engine),
+        ]
+        groups = list({type(g): g for g in (*defaults, *groups)}.values())
         app = create_api(TOKEN, status or StaticStatus(APPS), store, events=events, layers=layers,
                          limits=limits or ApiLimits(), deployer=UnavailableDeployer(),
                          images=images or UnavailableImages(),

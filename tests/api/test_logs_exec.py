@@ -123,7 +123,7 @@ async def test_logs_follow_streams_new_lines(
 async def exec_api(start_api: StartApi) -> AsyncIterator[RunningApi]:
     """An API with exec mounted; output capped at 4 KiB so truncation is cheap to show."""
     engine = aiodocker.Docker()
-    yield await start_api(groups={"exec": ExecHandlers(engine, max_output=4096)})
+    yield await start_api(groups=[ExecHandlers(engine, max_output=4096)])
     await engine.close()
 
 

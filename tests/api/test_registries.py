@@ -79,7 +79,7 @@ async def test_login_checked_stored_listed_used_for_pull_and_logout(
     store = RegistryAuthStore(tmp_path / "var" / "registries.json")
     engine = aiodocker.Docker()
     try:
-        api = await start_api(groups={"registries": RegistryHandlers(store, engine)})
+        api = await start_api(groups=[RegistryHandlers(store, engine)])
         async with api.client() as c:
             bad = await c.post("/v1/registries/login",
                                json={"server": server, "username": USER, "password": "nope"})

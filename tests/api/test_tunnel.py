@@ -33,7 +33,7 @@ async def engine() -> AsyncIterator[aiodocker.Docker]:
 @pytest.fixture
 async def tunnel_api(start_api: StartApi, engine: aiodocker.Docker,
                      docker_network: str) -> RunningApi:
-    return await start_api(groups={"tunnel": TunnelHandlers(engine, docker_network)})
+    return await start_api(groups=[TunnelHandlers(engine, docker_network)])
 
 
 def ws_url(api: RunningApi, app: str, query: str) -> str:

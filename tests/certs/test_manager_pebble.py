@@ -17,9 +17,10 @@ import pytest
 import trustme
 
 from haloy.certs.challenges import ChallengeStore
-from haloy.certs.issuer import AcmeIssuer, AcmeSettings
+from haloy.certs.issuer import AcmeIssuer
 from haloy.certs.manager import CertEvent, CertificateManager, WantedCert, wanted_from_snapshot
 from haloy.certs.store import CertStore
+from haloy.config.daemon import AcmeSettings
 from haloy.proxy.tls import TlsTerminator
 from haloy.wire.snapshot import parse_snapshot
 from tests.certs.conftest import serve_challenges

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from haloy.certs.challenges import ChallengeStore
-from haloy.certs.issuer import AcmeIssuer, AcmeSettings
+from haloy.certs.issuer import AcmeIssuer
 from haloy.certs.manager import CertificateManager, wanted_from_snapshot
 from haloy.certs.store import CertStore
+from haloy.config.daemon import AcmeSettings
 from haloy.wire.snapshot import parse_snapshot
 from tests.certs.conftest import serve_challenges
 from tests.certs.tls_peer import client_hello, connect, raw_exchange

@@ -28,7 +28,7 @@ async def test_registry_login_list_logout(
     store = RegistryAuthStore(tmp_path / "var" / "registries.json")
     engine = aiodocker.Docker()
     try:
-        api = await start_api(groups={"registries": RegistryHandlers(store, engine)})
+        api = await start_api(groups=[RegistryHandlers(store, engine)])
         env = cli_env(tmp_path)
         on = ("--server", api.url)
         wrong = await run_haloy("server", "registry", "login", host, "-u", USER, "-p", "nope",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from haloy.cli.cmd_status import age
+from haloy.cli.tables import age
 from haloy.store import Status
 from tests.api.conftest import TOKEN, RunningApi, api, start_api
 
@@ -163,6 +163,6 @@ def test_help_has_an_example(command: tuple[str, ...]) -> None:
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_completion_scripts(shell: str) -> None:
-    from haloy.cli.cmd_misc import completion_script
+    from haloy.cli.cmd_completion import completion_script
 
     assert "_HALOY_COMPLETE" in completion_script(shell)

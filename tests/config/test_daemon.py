@@ -110,11 +110,11 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 def test_trusted_proxies_reach_the_route_snapshot(tmp_path: Path) -> None:
     from haloy.daemon.route_builder import build_routes
-    from haloy.daemon.services import service_extras
+    from haloy.daemon.serve_tasks import listener_extras
 
     config = load_daemon_config(write(tmp_path, "proxy:\n  trusted_proxies: [10.0.0.0/8]\n"))
     assert config.proxy.trusted_proxies == ("10.0.0.0/8",)
-    snapshot = build_routes([], lambda _: True, extras=service_extras(config, "a" * 64)).snapshot
+    snapshot = build_routes([], lambda _: True, extras=listener_extras(config, "a" * 64)).snapshot
     assert snapshot.trusted_proxies == ("10.0.0.0/8",)
 
 
@@ -123,3 +123,30 @@ def test_a_bad_trusted_proxy_names_its_line(tmp_path: Path) -> None:
     (problem,) = problems_of(path)
     assert "haloyd.yaml:" in problem and "trusted_proxies" in problem
     assert "'nonsense' is not an IP network" in problem
+
+
+def test_eab_settings_are_read_as_a_pair(tmp_path: Path) -> None:
+    text = "acme:\n  directory_url: https://acme.zerossl.com/v2/DV90\n" \
+        "  eab_kid: kid-1\n  eab_hmac_key: c2VjcmV0LWtleS0xMjM0NTY3ODkw_-\n"
+    acme = load_daemon_config(write(tmp_path, text)).acme
+    assert (acme.eab_kid, acme.eab_hmac_key) == ("kid-1", "c2VjcmV0LWtleS0xMjM0NTY3ODkw_-")
+    assert (DaemonConfig().acme.eab_kid, DaemonConfig().acme.eab_hmac_key) == (None, None)
+
+
+@pytest.mark.parametrize(("lines", "expected"), [
+    ("  eab_kid: kid-1\n",
+     ":1: acme.eab_hmac_key: eab_kid is set but eab_hmac_key is missing; "
+     "external account binding needs both"),
+    ("  eab_hmac_key: c2VjcmV0\n",
+     ":2: acme.eab_hmac_key: eab_hmac_key is set but eab_kid is missing; "
+     "external account binding needs both"),
+    ("  eab_kid: kid-1\n  eab_hmac_key: 'not base64+url/'\n",
+     ":3: acme.eab_hmac_key: eab_hmac_key must be base64url (A-Z a-z 0-9 - _), "
+     "as the CA gives it"),
+])
+def test_a_bad_eab_setting_names_file_line_and_field(
+    tmp_path: Path, lines: str, expected: str
+) -> None:
+    path = write(tmp_path, "acme:\n" + lines)
+    assert problems_of(path) == [f"{path}{expected}"]
+    assert all("not base64+url/" not in p for p in problems_of(path))  # the key is a secret

@@ -14,7 +14,7 @@ from haloy.certs.store import CertStore
 from haloy.config.daemon import DaemonConfig
 from haloy.daemon.app import Haloyd, ServeSettings
 from haloy.daemon.route_builder import Controls, Replica, build_routes
-from haloy.daemon.services import api_service
+from haloy.daemon.serve_tasks import api_task
 from haloy.health.monitor import HealthSettings
 from haloy.runtime.docker import DockerRuntime
 from haloy.runtime.labels import AppLabels, Domain
@@ -81,7 +81,7 @@ async def test_haloyd_api_service_recovers_then_deploys(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = DaemonConfig.model_validate({"api": {"listen": f"127.0.0.1:{port}"}})
-    api = api_service(config, TOKEN, ChallengeStore(), CertStore(paths.certs_dir))
+    api = api_task(config, TOKEN, ChallengeStore(), CertStore(paths.certs_dir))
     url = f"http://127.0.0.1:{port}"
     app = f"t{docker_cleanup}"
     try:

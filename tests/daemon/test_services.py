@@ -24,7 +24,7 @@ from haloy.certs.store import CertStore
 from haloy.config.daemon import LETSENCRYPT_PRODUCTION, DaemonConfig, load_daemon_config
 from haloy.config.paths import Paths
 from haloy.daemon.api_token import forward_key, read_token
-from haloy.daemon.services import Listen, acme_requested, service_extras, tls_hosts
+from haloy.daemon.serve_tasks import Listen, acme_requested, listener_extras, tls_hosts
 from haloy.wire.snapshot import Route, Snapshot
 from tests.certs.tls_peer import connect
 from tests.daemon.haloyd_env import HaloydEnv
@@ -103,7 +103,7 @@ def test_acme_is_opt_in() -> None:
 
 def test_extras_point_at_api_listen() -> None:
     config = DaemonConfig.model_validate({"api": {"listen": "0.0.0.0:9400", "domain": "a.test"}})
-    extras = service_extras(config, "a" * 64)
+    extras = listener_extras(config, "a" * 64)
     assert extras.api is not None and extras.api.domain == "a.test"
     assert extras.api.forward_key == forward_key("a" * 64)
     assert (extras.api.backend.address, extras.api.backend.port) == ("127.0.0.1", 9400)

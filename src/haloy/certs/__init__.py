@@ -12,7 +12,7 @@
 haloyd wiring (composition root):
     challenges = ChallengeStore()          # mount ChallengeApp(challenges) on the API listener
     store = CertStore(paths.certs_dir)
-    issuer = AcmeIssuer(AcmeSettings.from_config(cfg.acme), store, challenges)
+    issuer = AcmeIssuer(cfg.acme, store, challenges)   # haloyd.yaml's `acme` section
     manager = CertificateManager(store, issuer, on_change=send_reload_certs, on_event=log)
     await manager.ensure(wanted_from_snapshot(snapshot))   # on deploy, with on_event=stream
     task_group.create_task(manager.run(lambda: wanted_from_snapshot(latest), wake_event))

@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -26,41 +25,13 @@ from haloy.certs.challenges import ChallengeStore
 from haloy.certs.keys import key_to_pem, make_csr, new_key
 from haloy.certs.policy import RenewalWindow
 from haloy.certs.store import CertStore
-from haloy.config.daemon import AcmeSettings as AcmeConfig
+from haloy.config.daemon import AcmeSettings
 from haloy.errors import CertificateError
 
-LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
-LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 RATE_LIMITED = "urn:ietf:params:acme:error:rateLimited"
 POLL_FIRST = 0.05  # pebble with PEBBLE_VA_NOSLEEP validates within milliseconds
 POLL_MAX = 2.0
-
-
-@dataclass(frozen=True)
-class AcmeSettings:
-    """Which CA to use and how to reach it."""
-
-    directory_url: str = LETSENCRYPT_PRODUCTION
-    email: str | None = None
-    ca_bundle: Path | None = None  # trust for the CA's own HTTPS listener (private CAs, tests)
-    eab_kid: str | None = None
-    eab_hmac_key: str | None = None  # base64url, as CAs hand it out
-    timeout: float = 90.0  # seconds one issuance may take at most
-
-    @classmethod
-    def from_config(cls, acme: AcmeConfig) -> AcmeSettings:
-        """From haloyd.yaml's `acme` section (staging switch already applied there)."""
-        return cls(
-            directory_url=acme.effective_directory_url, email=acme.email,
-            ca_bundle=acme.ca_bundle, eab_kid=getattr(acme, "eab_kid", None),
-            eab_hmac_key=getattr(acme, "eab_hmac_key", None),
-        )
-
-    @classmethod
-    def choose(cls, directory_url: str | None, staging: bool, **kw: Any) -> AcmeSettings:
-        """An explicit directory URL wins; else Let's Encrypt staging or production."""
-        url = directory_url or (LETSENCRYPT_STAGING if staging else LETSENCRYPT_PRODUCTION)
-        return cls(directory_url=url, **kw)
+ISSUE_TIMEOUT = 90.0  # seconds one issuance may take at most
 
 
 class IssuanceError(CertificateError):
@@ -115,6 +86,7 @@ class AcmeIssuer:
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.settings = settings
+        self.directory_url = settings.effective_directory_url
         self.store = store
         self.challenges = challenge_store
         self.clock = clock
@@ -134,7 +106,7 @@ class AcmeIssuer:
                 raise self._acme_error(names, exc) from exc
             except requests.RequestException as exc:
                 raise IssuanceError(
-                    f"cannot reach the ACME server {self.settings.directory_url}: {exc}",
+                    f"cannot reach the ACME server {self.directory_url}: {exc}",
                     hint="check acme.directory_url and acme.ca_bundle in haloyd.yaml, and "
                     "that this server can reach the CA over HTTPS",
                 ) from exc
@@ -164,13 +136,13 @@ class AcmeIssuer:
         if self._client is not None:
             return self._client
         s = self.settings
-        key = JWKEC(key=self.store.account_key(s.directory_url))
+        key = JWKEC(key=self.store.account_key(self.directory_url))
         # requests takes a CA bundle path where acme's annotation says bool.
         verify: Any = str(s.ca_bundle) if s.ca_bundle else True
         net = _Network(key, alg=ES256, verify_ssl=verify, user_agent="haloy", timeout=30)
-        directory = client.ClientV2.get_directory(s.directory_url, net)
+        directory = client.ClientV2.get_directory(self.directory_url, net)
         acme = client.ClientV2(directory, net)
-        saved = self.store.account_registration(s.directory_url)
+        saved = self.store.account_registration(self.directory_url)
         if saved is not None:
             net.account = messages.RegistrationResource.from_json(saved)
         else:
@@ -188,8 +160,9 @@ class AcmeIssuer:
             )
         elif acme.external_account_required():
             raise IssuanceError(
-                f"the CA at {s.directory_url} requires external account binding",
-                hint="set the CA's EAB key id and HMAC key in haloyd.yaml",
+                f"the CA at {self.directory_url} requires external account binding",
+                hint="set the EAB key id and HMAC key the CA gave you as acme.eab_kid and "
+                "acme.eab_hmac_key in haloyd.yaml",
             )
         contact = {"email": s.email} if s.email else {}
         reg = messages.NewRegistration.from_data(
@@ -200,12 +173,22 @@ class AcmeIssuer:
         except errors.ConflictError as exc:  # key already registered: adopt that account
             known = messages.RegistrationResource(uri=exc.location, body=reg)
             regr = acme.query_registration(known)
+        except messages.Error as exc:
+            if eab is None:
+                raise
+            # With a binding, a refused account is a wrong kid or key far more often than not.
+            raise IssuanceError(
+                f"the CA at {self.directory_url} refused the account's external account "
+                f"binding (acme.eab_kid {s.eab_kid!r}): {exc.detail or exc}",
+                hint="check acme.eab_kid and acme.eab_hmac_key in haloyd.yaml against the "
+                "EAB credentials the CA gave you",
+            ) from exc
         self.registrations += 1
-        self.store.save_account_registration(s.directory_url, regr.to_json())
+        self.store.save_account_registration(self.directory_url, regr.to_json())
 
     def _issue(self, names: list[str]) -> Issued:
         acme = self._connect()
-        deadline = time.monotonic() + self.settings.timeout
+        deadline = time.monotonic() + ISSUE_TIMEOUT
         key = new_key()
         order = acme.new_order(make_csr(names, key))
         tokens: list[str] = []
@@ -269,7 +252,7 @@ class AcmeIssuer:
     def _sleep(self, delay: float, deadline: float) -> float:
         if time.monotonic() + delay > deadline:
             raise IssuanceError(
-                f"the CA did not finish within {self.settings.timeout:.0f}s",
+                f"the CA did not finish within {ISSUE_TIMEOUT:.0f}s",
                 hint="the CA may be slow or overloaded; haloyd retries with backoff",
             )
         time.sleep(delay)

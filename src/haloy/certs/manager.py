@@ -26,7 +26,7 @@ from haloy.certs.store import CertStore
 from haloy.errors import HaloyError
 from haloy.wire.snapshot import Snapshot
 
-log = logging.getLogger("haloy.certs")
+log = logging.getLogger(__name__)
 
 EventKind = Literal[
     "issued", "renewed", "unchanged", "hand_placed", "failed", "deferred", "warning"

@@ -9,9 +9,7 @@ import click
 from haloy.cli.deploy_flow import run_deploy
 from haloy.cli.main import cli
 from haloy.cli.target_options import environ, select_targets, target_options
-
-# As DeploySpec's default: a deploy not healthy this long after the image is present fails.
-DEFAULT_DEADLINE_S = 300.0
+from haloy.config.app import DEFAULT_DEADLINE_S
 
 
 @cli.command("deploy")

@@ -9,9 +9,13 @@ from pathlib import Path
 import click
 
 from haloy.cli.api_client import ApiClient
-from haloy.cli.cmd_status import for_each_target
 from haloy.cli.main import cli
-from haloy.cli.target_options import select_targets, target_label, target_options
+from haloy.cli.target_options import (
+    for_each_target,
+    select_targets,
+    target_label,
+    target_options,
+)
 from haloy.config.app import AppTarget
 from haloy.errors import ApiError, RuntimeError_
 from haloy.wire.api import ExecResult, ExecResults

@@ -8,9 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from haloy.cli.cmd_status import for_each_target
 from haloy.cli.main import cli
-from haloy.cli.target_options import select_targets, target_label, target_options
+from haloy.cli.target_options import (
+    for_each_target,
+    select_targets,
+    target_label,
+    target_options,
+)
 from haloy.config.app import AppTarget
 
 if TYPE_CHECKING:

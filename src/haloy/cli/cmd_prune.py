@@ -1,8 +1,4 @@
-"""`haloy prune-images`: remove image versions nothing needs any more, after a dry run.
-
-Also `protected_filter`, the one rule of `--include-protected`: destructive commands skip
-targets marked `protected: true` unless the flag is given.
-"""
+"""`haloy prune-images`: remove image versions nothing needs any more, after a dry run."""
 
 from __future__ import annotations
 
@@ -13,30 +9,18 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from haloy.cli.main import cli
-from haloy.cli.target_options import Selected, select_targets, target_label, target_options
+from haloy.cli.target_options import (
+    INCLUDE_PROTECTED_HELP,
+    for_each_target,
+    protected_filter,
+    select_targets,
+    target_label,
+    target_options,
+)
 from haloy.config.app import AppTarget
-from haloy.errors import HaloyError
 
 if TYPE_CHECKING:
     from haloy.cli.api_client import ApiClient
-
-INCLUDE_PROTECTED_HELP = "Also act on targets marked `protected: true` (skipped otherwise)."
-
-
-def protected_filter(selected: Selected, include_protected: bool, action: str) -> Selected:
-    """Drop protected targets (saying so) unless `include_protected`; error if none remain."""
-    if include_protected:
-        return selected
-    skipped = [t for t in selected.targets if t.protected]
-    for t in skipped:
-        click.secho(f"{target_label(t)}: skipped, protected (use --include-protected to "
-                    f"{action} it)", fg="yellow", err=True)
-    kept = tuple(t for t in selected.targets if not t.protected)
-    if not kept:
-        raise HaloyError(f"every selected target is protected; nothing to {action}",
-                         hint="pass --include-protected to act on protected targets")
-    return Selected(selected.config, kept)
-
 
 def human_bytes(size: int) -> str:
     """1536 -> '1.5 KiB'."""
@@ -84,8 +68,6 @@ def prune_images(config_path: Path | None, targets: tuple[str, ...], all_targets
       haloy prune-images
       haloy prune-images --keep 2 --yes -a
     """
-    from haloy.cli.cmd_status import for_each_target
-
     selected = protected_filter(select_targets(config_path, targets, all_targets),
                                 include_protected, "prune")
 

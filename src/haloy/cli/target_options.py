@@ -1,20 +1,31 @@
-"""The flags every per-target command shares (-c, -t, -a) and how they pick targets + servers."""
+"""The flags every per-target command shares (-c, -t, -a), how they pick targets + servers,
+and running one request per target (`for_each_target`).
+
+`protected_filter` is the one rule of `--include-protected`: destructive commands skip
+targets marked `protected: true` unless the flag is given.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from haloy.cli.client_config import client_config_dir, normalize_server_url, resolve_token
 from haloy.config.app import AppConfig, AppTarget, load_app_config
 from haloy.config.resolve import resolve_target
+from haloy.errors import HaloyError
+
+if TYPE_CHECKING:
+    from haloy.cli.api_client import ApiClient
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def target_options(func: F) -> F:
@@ -83,3 +94,39 @@ def api_token(config: AppConfig, target: AppTarget, environ: Mapping[str, str]) 
 def environ() -> dict[str, str]:
     """The process environment, read here at the CLI edge only."""
     return dict(os.environ)
+
+
+INCLUDE_PROTECTED_HELP = "Also act on targets marked `protected: true` (skipped otherwise)."
+
+
+def protected_filter(selected: Selected, include_protected: bool, action: str) -> Selected:
+    """Drop protected targets (saying so) unless `include_protected`; error if none remain."""
+    if include_protected:
+        return selected
+    skipped = [t for t in selected.targets if t.protected]
+    for t in skipped:
+        click.secho(f"{target_label(t)}: skipped, protected (use --include-protected to "
+                    f"{action} it)", fg="yellow", err=True)
+    kept = tuple(t for t in selected.targets if not t.protected)
+    if not kept:
+        raise HaloyError(f"every selected target is protected; nothing to {action}",
+                         hint="pass --include-protected to act on protected targets")
+    return Selected(selected.config, kept)
+
+
+async def for_each_target(
+    selected: Selected, action: Callable[[AppTarget, ApiClient], Awaitable[T]]
+) -> list[T]:
+    """Run `action` for every target in parallel, each with a client for its server."""
+    from haloy.cli.api_client import ApiClient
+
+    env = environ()
+    # Every token is resolved before any request, so a config problem stops all targets.
+    tokens = [api_token(selected.config, t, env) for t in selected.targets]
+
+    async def one(target: AppTarget, token: str) -> T:
+        async with ApiClient(server_url(target), token) as api:
+            return await action(target, api)
+
+    return list(await asyncio.gather(*(one(t, k) for t, k in zip(selected.targets, tokens,
+                                                                 strict=True))))

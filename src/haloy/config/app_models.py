@@ -22,6 +22,8 @@ PullPolicy = Literal["always", "if_missing", "never"]
 HistoryStrategy = Literal["local", "registry", "none"]
 PushOption = Literal["server", "registry"]
 DeploymentStrategy = Literal["rolling", "replace"]
+# dynamic: `<app>-<deployment id>-<replica>`; static: the container is named `<app>` (one
+# replica, replace deploys), so other containers reach it by that name.
 NamingStrategy = Literal["dynamic", "static"]
 Preset = Literal["database", "service"]
 

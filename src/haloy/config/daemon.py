@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from haloy.config.domains import normalize_domain
 from haloy.config.durations import Duration
@@ -35,6 +43,9 @@ LISTEN_OFF = "off"
 # Host directories below this may be bind-mounted by any deploy; /srv is the FHS home of
 # "data served by this system", and nothing of the OS or of haloy lives under it.
 DEFAULT_BIND_ROOT = Path("/srv/haloy")
+
+# RFC 4648 §5 alphabet; CAs hand EAB keys out unpadded, some with "=" padding.
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
 _HINT = "fix haloyd.yaml (see `haloyd config get`), then run `haloyd verify`"
 
@@ -140,6 +151,14 @@ class AcmeSettings(_Section):
     staging: bool = Field(default=False, description="Use Let's Encrypt staging instead.")
     email: str | None = None
     ca_bundle: Path | None = Field(default=None, description="CA file to trust the ACME server.")
+    eab_kid: str | None = Field(
+        default=None, description="External account binding: the key id the CA gave you."
+    )
+    # validate_default: a kid without a key must fail even when the key line is absent.
+    eab_hmac_key: str | None = Field(
+        default=None, validate_default=True,
+        description="External account binding: the HMAC key the CA gave you (base64url).",
+    )
 
     @field_validator("directory_url")
     @classmethod
@@ -154,6 +173,31 @@ class AcmeSettings(_Section):
         if value is not None and (value.count("@") != 1 or value.startswith("@")):
             raise ValueError(f"invalid email address {value!r}")
         return value or None
+
+    @field_validator("eab_kid")
+    @classmethod
+    def _eab_kid(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("eab_hmac_key")
+    @classmethod
+    def _eab_hmac_key(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # RFC 8555 §7.3.4: the binding needs both; one alone is a half-pasted credential.
+        # The key is a secret: messages never repeat it.
+        value = value.strip() or None if value is not None else None
+        kid = info.data.get("eab_kid")
+        if value is None:
+            if kid:
+                raise ValueError("eab_kid is set but eab_hmac_key is missing; "
+                                 "external account binding needs both")
+            return None
+        if not kid and "eab_kid" in info.data:
+            raise ValueError("eab_hmac_key is set but eab_kid is missing; "
+                             "external account binding needs both")
+        if not _BASE64URL.fullmatch(value) or len(value.rstrip("=")) % 4 == 1:
+            raise ValueError("eab_hmac_key must be base64url (A-Z a-z 0-9 - _), "
+                             "as the CA gives it")
+        return value
 
     @property
     def effective_directory_url(self) -> str:
@@ -245,6 +289,9 @@ acme:
   staging: false
   # email: you@example.com
   # ca_bundle: /path/to/ca.pem
+  # CAs that require external account binding (ZeroSSL, Google Trust Services) give both:
+  # eab_kid: "..."
+  # eab_hmac_key: "..."
 containers:
   # Deploys may bind-mount host paths below bind_root, and named volumes; never the OS's
   # or haloy's own directories unless listed in allowed_host_paths.

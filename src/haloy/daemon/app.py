@@ -29,7 +29,7 @@ from haloy.health.monitor import HealthMonitor, HealthSettings, Target
 from haloy.runtime.docker import DEFAULT_NETWORK, DockerRuntime
 from haloy.wire.snapshot import Snapshot
 
-log = logging.getLogger("haloy.daemon")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from haloy.daemon.app import ServeSettings, serve
 from haloy.daemon.main import cli
 from haloy.daemon.path_options import docker_host, network_option, paths_options, resolve_paths
 from haloy.daemon.route_builder import Extras
-from haloy.daemon.services import with_services
+from haloy.daemon.serve_tasks import with_serve_tasks
 from haloy.health.monitor import HealthSettings
 from haloy.wire.snapshot import ApiRoute, Endpoint
 
@@ -98,5 +98,5 @@ def serve_cmd(
     settings = replace(settings, health=h)
     exists = paths.daemon_config.exists()
     config = load_daemon_config(paths.daemon_config) if exists else DaemonConfig()
-    settings, extra = with_services(settings, config, acme=not no_acme)
+    settings, extra = with_serve_tasks(settings, config, acme=not no_acme)
     asyncio.run(serve(settings, extra))

@@ -21,7 +21,7 @@ from haloy.runtime.label_origin import sort_labels
 from haloy.runtime.labels import decode
 from haloy.wire.api import EventKind
 
-log = logging.getLogger("haloy.deployer")
+log = logging.getLogger(__name__)
 
 # A failed deploy gets this long to bring the previous version back up.
 REVERT_DEADLINE_S = 120.0

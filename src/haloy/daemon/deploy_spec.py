@@ -9,22 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from haloy.config.app import (
+    DEFAULT_DEADLINE_S,
+    DEFAULT_HEALTH_CHECK_PATH,
+    DEFAULT_HISTORY_COUNT,
+    DEFAULT_PORT,
+)
+from haloy.config.app_models import DeploymentStrategy, NamingStrategy, PullPolicy
 from haloy.runtime.containers import ContainerSpec
 from haloy.runtime.label_origin import OWN_LABELS, own_list
 from haloy.runtime.labels import AppLabels, Domain, encode
 
-Strategy = Literal["rolling", "replace"]
-PullPolicy = Literal["always", "if_missing", "never"]
-# dynamic: `<app>-<deployment id>-<replica>`; static: the container is named `<app>` (one
-# replica, replace deploys), so other containers reach it by that name.
-NamingStrategy = Literal["dynamic", "static"]
-
-# A deploy that is not healthy within this many seconds (after the image is present) fails.
-DEFAULT_DEADLINE_S = 300.0
-# haloy.yaml's default history.count.
-DEFAULT_HISTORY_COUNT = 6
 REPLICA_ENV = "HALOY_REPLICA_ID"
 REPLICA_LABEL = "dev.haloy.replica"
 
@@ -37,12 +34,12 @@ class DeploySpec:
     image: str
     domains: tuple[Domain, ...]
     replicas: int = 1
-    port: int = 8080
-    health_check_path: str = "/"
+    port: int = DEFAULT_PORT
+    health_check_path: str = DEFAULT_HEALTH_CHECK_PATH
     min_ready_seconds: float = 0.0
     env: Mapping[str, str] = field(default_factory=dict)
     volumes: tuple[str, ...] = ()
-    strategy: Strategy = "rolling"
+    strategy: DeploymentStrategy = "rolling"
     naming: NamingStrategy = "dynamic"
     pull_policy: PullPolicy = "if_missing"
     history_count: int = DEFAULT_HISTORY_COUNT

@@ -36,7 +36,7 @@ from haloy.runtime.labels import APP_NAME, DEPLOYMENT_ID, LabelError, decode
 from haloy.store import Deployment, DeploymentStore, Status
 from haloy.wire.api import EventKind
 
-log = logging.getLogger("haloy.deployer")
+log = logging.getLogger(__name__)
 
 # Log lines of the failing container carried by a failure event.
 FAILURE_LOG_LINES = 20

@@ -21,7 +21,7 @@ from haloy.runtime.docker import ContainerSummary, DockerRuntime
 from haloy.runtime.label_origin import sort_labels
 from haloy.runtime.labels import LabelError, claims_haloy, decode
 
-log = logging.getLogger("haloy.discovery")
+log = logging.getLogger(__name__)
 
 # Coalescing window: short enough that routes follow a start/kill in a fraction of a second,
 # long enough to fold the 3-5 events of one `docker stop` or a scale-up into one reconcile.

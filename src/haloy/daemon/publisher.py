@@ -18,7 +18,7 @@ from typing import Any
 from haloy.wire.control import CONTROL_TIMEOUT, send_control
 from haloy.wire.snapshot import Snapshot, SnapshotError, read_snapshot, write_snapshot
 
-log = logging.getLogger("haloy.publisher")
+log = logging.getLogger(__name__)
 
 # How often the proxy's config_hash is compared with ours; a restarted proxy boots from the
 # file anyway, so this only bounds how long a missed push can go unnoticed.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from haloy.health.probe import ProbeResult, probe
 from haloy.health.state import HealthState, advance
 
-log = logging.getLogger("haloy.health")
+log = logging.getLogger(__name__)
 
 # The first re-check of a starting backend; doubles up to the interval.
 STARTING_RETRY = 0.05

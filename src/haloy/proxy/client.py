@@ -24,7 +24,7 @@ from haloy.proxy.service import Verdict
 if TYPE_CHECKING:
     from haloy.proxy.upstream import UpstreamProtocol
 
-log = logging.getLogger("haloy.proxy")
+log = logging.getLogger(__name__)
 # Buffered request bytes per connection before we stop reading from the client.
 _HIGH_WATER: Final = 256 * 1024
 _LINE_ENDS: Final = frozenset((b" HTTP/1.1", b" HTTP/1.0"))

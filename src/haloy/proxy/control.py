@@ -20,7 +20,7 @@ from typing import Any
 from haloy.wire.control import LINE_LIMIT, Op, error_reply
 from haloy.wire.snapshot import SnapshotError, parse_snapshot
 
-log = logging.getLogger("haloy.proxy.control")
+log = logging.getLogger(__name__)
 
 # Every client (haloyd, `haloy-proxy reload`, the supervisor) opens a connection per request
 # and gives up on it within seconds (CONTROL_TIMEOUT). A connection silent for a

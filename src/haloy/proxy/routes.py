@@ -19,7 +19,7 @@ from haloy.wire.snapshot import FORWARD_KEY_HEADER, Endpoint, Route, Snapshot
 if TYPE_CHECKING:
     from haloy.proxy.upstream import UpstreamProtocol
 
-log = logging.getLogger("haloy.proxy")
+log = logging.getLogger(__name__)
 BackendKey = tuple[str, int, str]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

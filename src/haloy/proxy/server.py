@@ -26,7 +26,7 @@ from haloy.proxy.service import Observer, ProxyService
 from haloy.proxy.tls_conn import TlsClientProtocol
 from haloy.wire.snapshot import SnapshotError, read_snapshot
 
-log = logging.getLogger("haloy.proxy")
+log = logging.getLogger(__name__)
 # A draining worker closes a keep-alive connection idle this long (a busy client's next request
 # arrives well within it and is answered with Connection: close instead).
 DRAIN_IDLE = 0.5

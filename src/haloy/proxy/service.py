@@ -30,7 +30,7 @@ from haloy.proxy.routes import (
 from haloy.proxy.upstream import UpstreamProtocol
 from haloy.wire.snapshot import Snapshot
 
-log = logging.getLogger("haloy.proxy")
+log = logging.getLogger(__name__)
 ACME_PREFIX: Final = b"/.well-known/acme-challenge/"
 # Resolution of ProxyService.clock (s): how late a keep-alive or response deadline may fire.
 CLOCK_TICK: Final = 0.05

@@ -26,7 +26,7 @@ from haloy.certs.keys import make_self_signed
 from haloy.errors import CertificateError
 from haloy.wire.snapshot import Snapshot
 
-log = logging.getLogger("haloy.proxy.tls")
+log = logging.getLogger(__name__)
 
 # Mozilla "intermediate" TLS 1.2 suites (forward secret AEAD only); TLS 1.3 suites are
 # OpenSSL's defaults, which are already that.

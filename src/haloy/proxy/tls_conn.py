@@ -26,7 +26,7 @@ from typing import Any, Final
 from haloy.proxy.client import ClientProtocol
 from haloy.proxy.service import ProxyService
 
-log = logging.getLogger("haloy.proxy.tls")
+log = logging.getLogger(__name__)
 # Plaintext asked for per read: above a TLS record's 16 KiB, so one call takes a whole record.
 _READ: Final = 65536
 

@@ -27,7 +27,7 @@ from haloy.proxy.control import ControlServer
 from haloy.proxy.takeover import worker_args, worker_argv
 from haloy.wire.control import send_control
 
-log = logging.getLogger("haloy.proxy.workers")
+log = logging.getLogger(__name__)
 # A worker imports, reads the snapshot and loads certificates before it answers.
 START_TIMEOUT = 30.0
 

@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from haloy.config.app import DEFAULT_HEALTH_CHECK_PATH, DEFAULT_PORT
 from haloy.wire.names import APP_NAME_RULE, DEPLOYMENT_ID_RULE, is_app_name, is_deployment_id
 
 PREFIX = "dev.haloy."
@@ -28,8 +29,6 @@ PORT = "dev.haloy.port"
 HEALTH_CHECK_PATH = "dev.haloy.health-check-path"
 DOMAIN_PREFIX = "dev.haloy.domain."
 ROLE_APP = "app"
-DEFAULT_PORT = 8080
-DEFAULT_HEALTH_CHECK_PATH = "/"
 # Keys whose presence makes a container "claim" to be a haloy app (and so worth reporting).
 CLAIM_KEYS = (APP_NAME, DEPLOYMENT_ID, ROLE, PORT, HEALTH_CHECK_PATH)
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import MethodType
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
-from haloy.daemon.api.deploys import DeployHandlers, DeployService
-from haloy.daemon.api.endpoints import ENDPOINTS
+from haloy.daemon.api.deploys import DeployerProtocol, DeployHandlers
+from haloy.daemon.api.endpoint_table import ENDPOINTS
+from haloy.daemon.api.endpoints import Endpoint
 from haloy.daemon.api.handlers import SSE_HEARTBEAT_S, Handlers
 from haloy.daemon.api.history_tags import HistoryTags
 from haloy.daemon.api.images import ImageHandlers, ImageLoader
@@ -47,6 +49,11 @@ class ApiLimits:
     sse_heartbeat_s: float = SSE_HEARTBEAT_S
 
 
+def _owned_by(cls: type, ep: Endpoint) -> bool:
+    """True when `ep`'s handler is a method of `cls` (the object create_api binds it to)."""
+    return getattr(cls, ep.name, None) is ep.handler
+
+
 def create_api(
     token: str,
     status_provider: StatusProvider,
@@ -56,11 +63,11 @@ def create_api(
     layers: LayerStore | None = None,
     limits: ApiLimits = ApiLimits(),
     public_routes: Sequence[BaseRoute] = (),
-    deployer: DeployService | None = None,
+    deployer: DeployerProtocol | None = None,
     images: ImageLoader | None = None,
     logs: LogHandlers | None = None,
     engine_id: str | None = None,
-    groups: Mapping[str, object] | None = None,
+    groups: Sequence[object] = (),
     chains: ChainSource | None = None,
     history_tags: HistoryTags | None = None,
 ) -> ASGIApp:
@@ -72,20 +79,27 @@ def create_api(
     and an assembly count what the engine already has. `engine_id` (the Docker engine's ID)
     lets a CLI on the same engine skip the image upload. With `history_tags` an image upload
     may not move a deployment's `<app>:<id>` tag.
-    Endpoints with a `group` are mounted when `groups` maps it to their handlers' owner.
+    `groups` are more handler owners (RegistryHandlers, ExecHandlers, ...): an endpoint is
+    mounted when the owner of its handler is given.
     """
     if len(token) < MIN_TOKEN_LENGTH:
         raise ConfigError(
             f"the API token is too short ({len(token)} characters, need {MIN_TOKEN_LENGTH})",
             hint="run `haloyd init` to generate a token into the config dir's .env",
         )
+    others = [
+        owner for owner in (
+            DeployHandlers(deployer) if deployer is not None else None,
+            ImageHandlers(images, layers, chains, history_tags) if images is not None else None,
+            logs,
+            *groups,
+        ) if owner is not None
+    ]
+    owner_classes: list[type] = [Handlers, *(type(owner) for owner in others)]
     mounted = [
         ep for ep in ENDPOINTS
         if (layers is not None or not ep.needs_layers)
-        and (deployer is not None or not ep.needs_deployer)
-        and (images is not None or not ep.needs_images)
-        and (logs is not None or not ep.needs_logs)
-        and (ep.group is None or ep.group in (groups or {}))
+        and any(_owned_by(cls, ep) for cls in owner_classes)
     ]
     capabilities = sorted({ep.capability for ep in mounted if ep.capability})
     if chains is not None and layers is not None:
@@ -101,25 +115,13 @@ def create_api(
         engine_id,
         chains if layers is not None else None,
     )
-    deploys = DeployHandlers(deployer) if deployer is not None else None
-    image_handlers = (
-        ImageHandlers(images, layers, chains, history_tags) if images is not None else None
-    )
     routes: dict[str, BaseRoute] = {}
     for ep in mounted:
-        owner: object = (
-            (groups or {})[ep.group] if ep.group
-            else deploys if ep.needs_deployer
-            else image_handlers if ep.needs_images
-            else logs if ep.needs_logs
-            else handlers
-        )
-        if ep.websocket:
-            routes[ep.handler] = WebSocketRoute(ep.path, getattr(owner, ep.handler),
-                                                name=ep.handler)
-            continue
-        routes[ep.handler] = Route(
-            ep.path, getattr(owner, ep.handler), methods=[ep.method], name=ep.handler
+        owner = next(o for o in (handlers, *others) if _owned_by(type(o), ep))
+        bound = MethodType(ep.handler, owner)
+        routes[ep.name] = (
+            WebSocketRoute(ep.path, bound, name=ep.name) if ep.websocket
+            else Route(ep.path, bound, methods=[ep.method], name=ep.name)
         )
     # Every method: a bad app name in any /v1/apps/ path answers 400, not 405.
     fallback = Route(
@@ -128,8 +130,8 @@ def create_api(
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         name="apps_fallback",
     )
-    public = [routes[ep.handler] for ep in mounted if ep.public] + list(public_routes)
-    large = [(routes[ep.handler], limits.max_layer_bytes) for ep in mounted if ep.large_body]
+    public = [routes[ep.name] for ep in mounted if ep.public] + list(public_routes)
+    large = [(routes[ep.name], limits.max_layer_bytes) for ep in mounted if ep.large_body]
     return Starlette(
         routes=[*public_routes, *routes.values(), fallback],
         middleware=[

@@ -1,4 +1,4 @@
-"""Deploy, rollback and stop endpoints, and the `DeployService` protocol they call.
+"""Deploy, rollback and stop endpoints, and `DeployerProtocol`: the API's view of the deployer.
 
 A second deploy, rollback or stop of an app while a deployment of it runs is refused with
 409 `deploy_in_progress`; the error's hint names the running deployment's event stream.
@@ -29,8 +29,8 @@ from haloy.wire.api import (
 )
 
 
-class DeployService(Protocol):
-    """What the API needs of the deployer."""
+class DeployerProtocol(Protocol):
+    """What the API needs of the deployer (`haloy.daemon.deployer.Deployer` provides it)."""
 
     async def submit(
         self, spec: DeploySpec, *, rolled_back_from: str | None = None
@@ -118,7 +118,7 @@ def accepted(dep: Deployment) -> Response:
 class DeployHandlers:
     """The endpoints that change what runs."""
 
-    def __init__(self, deployer: DeployService) -> None:
+    def __init__(self, deployer: DeployerProtocol) -> None:
         self.deployer = deployer
 
     async def deploy(self, request: Request) -> Response:

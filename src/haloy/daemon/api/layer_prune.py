@@ -25,7 +25,7 @@ from haloy.errors import HaloyError
 from haloy.runtime.containers import Containers
 from haloy.store import DeploymentStore
 
-log = logging.getLogger("haloy.daemon.prune")
+log = logging.getLogger(__name__)
 
 # A day: far longer than any upload-then-deploy takes, short enough that a failed or abandoned
 # upload does not hold disk for long.

@@ -15,7 +15,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from haloy import __version__
-from haloy.daemon.api.endpoints import ENDPOINTS, JSON, SSE, Endpoint
+from haloy.daemon.api.endpoint_table import ENDPOINTS
+from haloy.daemon.api.endpoints import JSON, SSE, Endpoint
 from haloy.wire.api import ErrorBody
 
 _Mode = Literal["validation", "serialization"]
@@ -42,7 +43,7 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
 
 
 def _operation(ep: Endpoint) -> dict[str, Any]:
-    op: dict[str, Any] = {"operationId": ep.handler, "summary": ep.summary}
+    op: dict[str, Any] = {"operationId": ep.name, "summary": ep.summary}
     params = _PARAM.findall(ep.path)
     if params:
         op["parameters"] = [

@@ -31,7 +31,7 @@ from haloy.store import Deployment, DeploymentStore, Status
 from haloy.store.states import IN_FLIGHT
 from haloy.wire.api import PrunedImage, PrunedLayer, PruneRequest, PruneResult
 
-log = logging.getLogger("haloy.daemon.prune")
+log = logging.getLogger(__name__)
 
 CALL_TIMEOUT_S = 60.0
 NOT_IN_HISTORY = "deployment no longer in history"

@@ -19,7 +19,7 @@ from haloy.daemon.registry_auth import RegistryAuthStore, RegistryCredentials
 from haloy.wire.api import RegistryEntry, RegistryList, RegistryLoginRequest
 from haloy.wire.registries import normalize_server
 
-log = logging.getLogger("haloy.daemon.registries")
+log = logging.getLogger(__name__)
 
 # The engine dials the registry; a dead one answers "connection refused" within seconds.
 AUTH_TIMEOUT_S = 30.0

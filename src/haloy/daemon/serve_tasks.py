@@ -1,6 +1,6 @@
 """The long-lived parts `haloyd serve` runs next to discovery: the API and the certificates.
 
-    with_services(settings, config) ──▶ (settings with snapshot Extras, [api, certificates])
+    with_serve_tasks(settings, config) ──▶ (settings with snapshot Extras, [api, certificates])
 
     API          uvicorn on `api.listen`: the REST API (store opened, interrupted deployments
                  marked failed by the deployer's recover()), plus the public ACME HTTP-01 answer
@@ -31,7 +31,6 @@ from starlette.routing import Route
 
 from haloy.certs.challenges import ChallengeApp, ChallengeStore
 from haloy.certs.issuer import AcmeIssuer
-from haloy.certs.issuer import AcmeSettings as IssuerSettings
 from haloy.certs.manager import CertEvent, CertificateManager, WantedCert, wanted_from_snapshot
 from haloy.certs.store import CertStore
 from haloy.config.daemon import LETSENCRYPT_PRODUCTION, AcmeSettings, DaemonConfig
@@ -64,7 +63,7 @@ from haloy.store import DeploymentStore
 from haloy.wire.control import CONTROL_TIMEOUT, send_control
 from haloy.wire.snapshot import ApiRoute, Endpoint, Snapshot
 
-log = logging.getLogger("haloy.daemon.services")
+log = logging.getLogger(__name__)
 
 # How often the certificate side looks for a new snapshot generation (cheap: one int compare).
 GENERATION_POLL_S = 0.25
@@ -99,7 +98,7 @@ def acme_requested(acme: AcmeSettings) -> bool:
     return bool(acme.email) or acme.staging or acme.directory_url != LETSENCRYPT_PRODUCTION
 
 
-def service_extras(config: DaemonConfig, token: str) -> Extras:
+def listener_extras(config: DaemonConfig, token: str) -> Extras:
     """The snapshot parts pointing at haloyd's own listener: API route and ACME passthrough."""
     backend = Listen.parse(config.api.listen).backend
     return Extras(api=ApiRoute(domain=config.api.domain, backend=backend,
@@ -108,7 +107,7 @@ def service_extras(config: DaemonConfig, token: str) -> Extras:
                   trusted_proxies=config.proxy.trusted_proxies)
 
 
-def api_service(
+def api_task(
     config: DaemonConfig, token: str, challenges: ChallengeStore, certs: CertStore
 ) -> Extra:
     """The `serve` extra running the store, the deployer and the API on `api.listen`."""
@@ -157,13 +156,12 @@ def api_service(
                              history_tags=HistoryTags(Containers(client), store),
                              public_routes=[acme],
                              engine_id=await engine_id(haloyd),
-                             groups={"registries": RegistryHandlers(registries, client),
-                                     "prune": PruneHandlers(client, store, pruner),
-                                     "server_logs": ServerLogHandlers(ring),
-                                     "exec": ExecHandlers(haloyd.runtime.streams,
-                                                          instance=instance),
-                                     "tunnel": TunnelHandlers(client, haloyd.settings.network,
-                                                              instance=instance)},
+                             groups=[RegistryHandlers(registries, client),
+                                     PruneHandlers(client, store, pruner),
+                                     ServerLogHandlers(ring),
+                                     ExecHandlers(haloyd.runtime.streams, instance=instance),
+                                     TunnelHandlers(client, haloyd.settings.network,
+                                                    instance=instance)],
                              logs=LogHandlers(client, streams=haloyd.runtime.streams,
                                               instance=instance))
             server = make_server(app, listen.bind_host, listen.port)
@@ -244,7 +242,7 @@ def tls_hosts(snapshot: Snapshot | None, certs: CertStore, now: dt.datetime) -> 
     return frozenset(n for n in names if any(i.covers(n) for i in infos))
 
 
-def cert_service(
+def cert_task(
     config: DaemonConfig, challenges: ChallengeStore, certs: CertStore, *, acme: bool
 ) -> Extra:
     """The `serve` extra keeping certificates issued (when `acme`) and routes' `tls` in step."""
@@ -286,7 +284,7 @@ def cert_service(
             await wait_listening(Listen.parse(config.api.listen).backend, API_START_TIMEOUT_S)
         async with asyncio.TaskGroup() as tg:
             if acme:
-                issuer = AcmeIssuer(IssuerSettings.from_config(config.acme), certs, challenges)
+                issuer = AcmeIssuer(config.acme, certs, challenges)
                 manager = CertificateManager(certs, issuer, on_change=on_change,
                                              on_event=on_event)
                 tg.create_task(manager.run(wanted, wake), name="certificates")
@@ -303,10 +301,10 @@ def cert_service(
     return run
 
 
-def with_services(
+def with_serve_tasks(
     settings: ServeSettings, config: DaemonConfig, *, acme: bool = True
 ) -> tuple[ServeSettings, list[Extra]]:
-    """Add the API and certificate services to `settings`; API only when a token exists."""
+    """Add the API and certificate tasks to `settings`; API only when a token exists."""
     paths = settings.paths
     certs = CertStore(paths.certs_dir)
     challenges = ChallengeStore()
@@ -314,12 +312,12 @@ def with_services(
         log.warning("API off: %s does not exist (run `haloyd init`)", paths.env_file)
         if acme and acme_requested(config.acme):
             log.warning("ACME off: HTTP-01 challenges are answered by the API listener")
-        return settings, [cert_service(config, challenges, certs, acme=False)]
+        return settings, [cert_task(config, challenges, certs, acme=False)]
     token = read_token(paths.env_file)
     use_acme = acme and acme_requested(config.acme)
     log.info("ACME %s", f"on ({config.acme.effective_directory_url})" if use_acme else "off")
-    extras = replace(service_extras(config, token), tls_hosts=settings.extras.tls_hosts)
+    extras = replace(listener_extras(config, token), tls_hosts=settings.extras.tls_hosts)
     return replace(settings, extras=extras), [
-        api_service(config, token, challenges, certs),
-        cert_service(config, challenges, certs, acme=use_acme),
+        api_task(config, token, challenges, certs),
+        cert_task(config, challenges, certs, acme=use_acme),
     ]

@@ -1,77 +1,24 @@
-"""`haloy server registry login|logout|list` and `haloy server logs`.
+"""`haloy server registry login|logout|list`: registry logins haloyd keeps for pulls.
 
-Each acts on the haloyd servers picked by `--server URL` (repeatable), else on the servers of
-haloy.yaml's targets (-c/-t/-a), each server once.
+Each acts on the servers `--server URL` picks, else on those of haloy.yaml's targets.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from haloy.cli.client_config import normalize_server_url, resolve_token
-from haloy.cli.cmd_server import server
-from haloy.cli.target_options import (
-    api_token,
-    environ,
-    select_targets,
-    server_url,
-    target_options,
-)
+from haloy.cli.cmd_server import on_servers, pick_servers, server, server_option
+from haloy.cli.target_options import target_options
 from haloy.errors import ConfigError
 from haloy.wire.registries import normalize_server
 
 if TYPE_CHECKING:
     from haloy.cli.api_client import ApiClient
-
-T = TypeVar("T")
-# As `haloy logs`: enough to see what just happened, small enough for a terminal.
-DEFAULT_TAIL = 100
-
-
-def server_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --server URL (repeatable) to a command."""
-    return click.option(
-        "--server", "servers", multiple=True, metavar="URL",
-        help="A configured haloyd server (repeatable); default: the servers of haloy.yaml.",
-    )(func)
-
-
-def pick_servers(
-    servers: tuple[str, ...], config_path: Path | None, targets: tuple[str, ...],
-    all_targets: bool,
-) -> dict[str, str]:
-    """Server URL -> API token: the --server URLs, else each target's server once."""
-    env = environ()
-    if servers:
-        return {normalize_server_url(u): resolve_token(None, u, env) for u in servers}
-    selected = select_targets(config_path, targets, all_targets)
-    picked: dict[str, str] = {}
-    for t in selected.targets:
-        picked.setdefault(server_url(t), api_token(selected.config, t, env))
-    return picked
-
-
-def on_servers(
-    picked: dict[str, str], action: Callable[[ApiClient], Awaitable[T]]
-) -> list[tuple[str, T]]:
-    """Run `action` against every picked server in parallel."""
-    from haloy.cli.api_client import ApiClient
-
-    async def one(url: str, token: str) -> tuple[str, T]:
-        async with ApiClient(url, token) as api:
-            return url, await action(api)
-
-    async def every() -> list[tuple[str, T]]:
-        return list(await asyncio.gather(*(one(u, t) for u, t in picked.items())))
-
-    return asyncio.run(every())
 
 
 @server.group("registry")
@@ -165,30 +112,3 @@ def list_(as_json: bool, servers: tuple[str, ...], config_path: Path | None,
         click.echo(f"{url}:" + ("" if entries else " no registry logins"))
         for e in entries:
             click.echo(f"  {e['server']}  {e['username']}")
-
-
-@server.command("logs")
-@click.option("--tail", type=click.IntRange(0, 10000), default=DEFAULT_TAIL, show_default=True,
-              help="Recent records to show first.")
-@click.option("--no-follow", is_flag=True, help="Print the recent records and exit.")
-@server_option
-@target_options
-def logs(tail: int, no_follow: bool, servers: tuple[str, ...], config_path: Path | None,
-         targets: tuple[str, ...], all_targets: bool) -> None:
-    """Show haloyd's own log (follows by default; Ctrl-C stops).
-
-    \b
-    Examples:
-      haloy server logs --tail 20 --no-follow
-      haloy server logs --server https://api.example.com
-    """
-    picked = pick_servers(servers, config_path, targets, all_targets)
-    several = len(picked) > 1
-
-    async def one(api: ApiClient) -> None:
-        prefix = f"[{api.base_url}] " if several else ""
-        async for r in api.server_logs(tail, not no_follow):
-            click.echo(f"{prefix}{r.time:%Y-%m-%d %H:%M:%S} {r.level.upper():<7} "
-                       f"{r.logger}: {r.message}")
-
-    on_servers(picked, one)
