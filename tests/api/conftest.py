@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiodocker
 import httpx
 import pytest
 
@@ -36,6 +35,7 @@ from haloy.daemon.api.registries import RegistryHandlers
 from haloy.daemon.api.server_logs import LogRing, ServerLogHandlers
 from haloy.daemon.api.tunnel import TunnelHandlers
 from haloy.daemon.registry_auth import RegistryAuthStore
+from haloy.runtime.docker import DockerRuntime
 from haloy.store import DeploymentStore
 
 TOKEN = "t0ken-for-tests-0123456789abcdef"
@@ -104,8 +104,8 @@ async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
     """Start API servers (optional limits, min_free_bytes, status, images, chains); stopped
     after."""
     servers: list[tuple[Any, asyncio.Task[None], DeploymentStore]] = []
-    # A client to the default engine; it connects only when a logs request uses it.
-    engine = aiodocker.Docker()
+    # The default engine; it is connected to only when a request uses it.
+    engine = DockerRuntime.open()
 
     async def start(
         limits: ApiLimits | None = None,
@@ -123,7 +123,7 @@ async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
         # one); a test's own `groups` replace the defaults.
         defaults: dict[str, object] = {
             "registries": RegistryHandlers(
-                RegistryAuthStore(tmp_path / f"registries{len(servers)}.json"), engine),
+                RegistryAuthStore(tmp_path / f"registries{len(servers)}.json"), engine.images),
             "prune": PruneHandlers(engine, store),
             "server_logs": ServerLogHandlers(LogRing()),
             "exec": ExecHandlers(engine),

@@ -7,11 +7,11 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-import aiodocker
 import pytest
 
 from haloy.config.paths import Paths
-from haloy.daemon.api.registries import RegistryHandlers, login_problem
+from haloy.daemon.api.engine_problems import login_problem
+from haloy.daemon.api.registries import RegistryHandlers
 from haloy.daemon.registry_auth import (
     RegistryAuthStore,
     RegistryCredentials,
@@ -20,6 +20,7 @@ from haloy.daemon.registry_auth import (
     registry_of,
 )
 from haloy.errors import HaloyError
+from haloy.runtime.docker import DockerRuntime
 from haloy.store import Status
 from tests.api.conftest import StartApi, start_api
 from tests.daemon.deployer_harness import deployer_harness
@@ -82,9 +83,9 @@ async def test_login_checked_stored_listed_used_for_pull_and_logout(
 ) -> None:
     server = registry_image.split("/")[0]
     store = RegistryAuthStore(tmp_path / "var" / "registries.json")
-    engine = aiodocker.Docker()
+    engine = DockerRuntime.open()
     try:
-        api = await start_api(groups={"registries": RegistryHandlers(store, engine)})
+        api = await start_api(groups={"registries": RegistryHandlers(store, engine.images)})
         async with api.client() as c:
             bad = await c.post("/v1/registries/login",
                                json={"server": server, "username": USER, "password": "nope"})
