@@ -35,7 +35,6 @@ from tests.fixtures.proxy import start_proxy  # noqa: E402
 from haloy.cli.api_client import ApiClient  # noqa: E402
 from haloy.cli.ship import save_image, ship_layers  # noqa: E402
 from haloy.daemon.api import LayerStore  # noqa: E402
-from haloy.daemon.api.images import DockerImageLoader  # noqa: E402
 
 LAYERED = "haloy-bench-layers"
 
@@ -108,7 +107,7 @@ async def run(runs: int) -> tuple[list[float], float]:
         try:
             async with deployer_harness(root, network, cleanup, proxy) as h, \
                     served(h, LayerStore(root / "layers", min_free_bytes=0),
-                           DockerImageLoader(h.runtime.client)) as url, \
+                           h.runtime.images) as url, \
                     ApiClient(url, TOKEN) as api:
                 times = await time_deploys(h, api, proxy.http_port, runs)
                 ratio = await upload_ratio(api, (await api.version()).capabilities, root)

@@ -4,6 +4,10 @@
     ├── ConfigError            bad haloy.yaml / haloyd.yaml / flags: exit code 2
     ├── ApiError               the haloyd API answered with an error or could not be reached
     ├── RuntimeError_          the container runtime (Docker) failed or is unreachable
+    │   └── EngineError        a Docker engine call failed: `reason` (the engine's words), `status`
+    │       ├── EngineUnavailable  the engine cannot be reached or did not answer in time
+    │       ├── EngineNotFound     no such container, image or exec (engine 404)
+    │       └── EngineConflict     refused in the object's current state (engine 409)
     ├── CertificateError       certificate store or ACME issuance failed
     └── StoreError             the SQLite history store failed
 
@@ -56,6 +60,31 @@ class ApiError(HaloyError):
 
 class RuntimeError_(HaloyError):  # trailing underscore: not the builtin RuntimeError
     """The container runtime failed or is unreachable."""
+
+
+class EngineError(RuntimeError_):
+    """A Docker engine call failed; `reason` is what the engine said, `status` its HTTP status."""
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, reason: str = "",
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason or message
+        self.status = status
+
+
+class EngineUnavailable(EngineError):
+    """The engine cannot be reached, or did not answer in time."""
+
+
+class EngineNotFound(EngineError):
+    """The engine has no such container, image or exec."""
+
+
+class EngineConflict(EngineError):
+    """The engine refused the call in the object's current state (a stopped container, an
+    image in use)."""
 
 
 class CertificateError(HaloyError):

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiodocker
 import httpx
 import pytest
 
@@ -33,6 +32,7 @@ from haloy.daemon.api.server_logs import LogRing, ServerLogHandlers
 from haloy.daemon.api.tunnel import TunnelHandlers
 from haloy.daemon.events import EventHub
 from haloy.daemon.registry_auth import RegistryAuthStore
+from haloy.runtime.docker import DockerRuntime
 from haloy.store import DeploymentStore
 from haloy.wire.api import AppStatus, Domain, Replica
 
@@ -102,8 +102,8 @@ async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
     """Start API servers (optional limits, min_free_bytes, status, images, chains); stopped
     after."""
     servers: list[tuple[Any, asyncio.Task[None], DeploymentStore]] = []
-    # A client to the default engine; it connects only when a logs request uses it.
-    engine = aiodocker.Docker()
+    # The default engine; it is connected to only when a request uses it.
+    engine = DockerRuntime.open()
 
     async def start(
         limits: ApiLimits | None = None,
@@ -121,7 +121,7 @@ async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
         # one); a test's own `groups` replace the defaults of the same class.
         defaults: list[object] = [
             RegistryHandlers(
-                RegistryAuthStore(tmp_path / f"registries{len(servers)}.json"), engine),
+                RegistryAuthStore(tmp_path / f"registries{len(servers)}.json"), engine.images),
             PruneHandlers(engine, store),
             ServerLogHandlers(LogRing()),
             ExecHandlers(engine),

@@ -7,22 +7,22 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aiodocker
 import pytest
 from ulid import ULID
 
 from haloy.cli.ship import save_image, saved_config
 from haloy.daemon.api.image_tar import ImageSpecError, normalise_ref, parse_spec
-from haloy.daemon.api.images import DockerImageLoader
+from haloy.runtime.docker import DockerRuntime
+from haloy.runtime.images import Images
 from tests.api.conftest import RunningApi, StartApi
 from tests.fixtures.docker import docker_cli
 
 
 @pytest.fixture
-async def loader(docker_available: None) -> AsyncIterator[DockerImageLoader]:
-    client = aiodocker.Docker()
-    yield DockerImageLoader(client)
-    await client.close()
+async def loader(docker_available: None) -> AsyncIterator[Images]:
+    runtime = DockerRuntime.open()
+    yield runtime.images
+    await runtime.close()
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_refs_and_specs() -> None:
 
 
 async def test_assemble_loads_the_image_docker_saved(
-    start_api: StartApi, loader: DockerImageLoader, test_image: str, fresh_ref: str,
+    start_api: StartApi, loader: Images, test_image: str, fresh_ref: str,
     tmp_path: Path,
 ) -> None:
     api = await start_api(images=loader)
@@ -77,7 +77,7 @@ async def test_assemble_loads_the_image_docker_saved(
 
 
 async def test_assemble_names_missing_layers_and_bad_input(
-    start_api: StartApi, loader: DockerImageLoader,
+    start_api: StartApi, loader: Images,
 ) -> None:
     api = await start_api(images=loader)
     missing = "sha256:" + "b" * 64
@@ -96,7 +96,7 @@ async def test_assemble_names_missing_layers_and_bad_input(
 
 
 async def test_disk_preflight_answers_507(
-    start_api: StartApi, loader: DockerImageLoader, test_image: str, tmp_path: Path,
+    start_api: StartApi, loader: Images, test_image: str, tmp_path: Path,
 ) -> None:
     roomy = await start_api(images=loader)
     config, _ = await upload_all(roomy, tmp_path)
@@ -110,7 +110,7 @@ async def test_disk_preflight_answers_507(
 
 
 async def test_whole_tar_is_loaded(
-    start_api: StartApi, loader: DockerImageLoader, test_image: str, fresh_ref: str,
+    start_api: StartApi, loader: Images, test_image: str, fresh_ref: str,
     tmp_path: Path,
 ) -> None:
     api = await start_api(images=loader)

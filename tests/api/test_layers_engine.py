@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiodocker
 import pytest
 from ulid import ULID
 
 from haloy.cli.ship import Layer, save_image, saved_config
-from haloy.daemon.api.images import DockerImageLoader
 from haloy.daemon.api.layer_chains import EngineChains
+from haloy.runtime.docker import DockerRuntime
+from haloy.runtime.images import Images
 from tests.api.conftest import RunningApi, StartApi
 from tests.fixtures.docker import TEST_IMAGE, docker_cli
 
@@ -62,10 +62,10 @@ async def pair(test_image: str, tmp_path: Path) -> AsyncIterator[Pair]:
 
 
 @pytest.fixture
-async def engine(docker_available: None) -> AsyncIterator[aiodocker.Docker]:
-    client = aiodocker.Docker()
-    yield client
-    await client.close()
+async def engine(docker_available: None) -> AsyncIterator[Images]:
+    runtime = DockerRuntime.open()
+    yield runtime.images
+    await runtime.close()
 
 
 async def upload(api: RunningApi, layers: list[Layer]) -> None:
@@ -76,7 +76,7 @@ async def upload(api: RunningApi, layers: list[Layer]) -> None:
 
 
 async def test_check_counts_the_chains_the_engine_has(
-    start_api: StartApi, pair: Pair, engine: aiodocker.Docker,
+    start_api: StartApi, pair: Pair, engine: Images,
 ) -> None:
     api = await start_api(chains=EngineChains(engine))
     ids = pair.diff_ids
@@ -104,9 +104,9 @@ async def test_check_counts_the_chains_the_engine_has(
 
 
 async def test_assemble_takes_the_engines_layers_and_runs(
-    start_api: StartApi, pair: Pair, engine: aiodocker.Docker,
+    start_api: StartApi, pair: Pair, engine: Images,
 ) -> None:
-    api = await start_api(images=DockerImageLoader(engine), chains=EngineChains(engine))
+    api = await start_api(images=engine, chains=EngineChains(engine))
     async with api.client() as c:
         r = await c.post(CHECK, json={"digests": pair.diff_ids, "diffIds": pair.diff_ids})
     missing = [layer for layer in pair.layers if layer.digest in r.json()["missing"]]
@@ -134,9 +134,9 @@ class Frozen:
 
 
 async def test_a_chain_the_engine_lost_is_a_409_and_no_image(
-    start_api: StartApi, pair: Pair, engine: aiodocker.Docker,
+    start_api: StartApi, pair: Pair, engine: Images,
 ) -> None:
-    loader = DockerImageLoader(engine)
+    loader = engine
     api = await start_api(images=loader, chains=EngineChains(engine))
     before = await EngineChains(engine).chains()
     await upload(api, pair.layers[2:])

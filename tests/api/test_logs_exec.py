@@ -7,7 +7,6 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aiodocker
 import pytest
 from ulid import ULID
 
@@ -15,6 +14,7 @@ from haloy.daemon.api.app_containers import pick
 from haloy.daemon.api.exec import Capped, ExecHandlers, all_or_cancel, parse_request
 from haloy.daemon.api.logs import parse_tail, split_stamped, time_key
 from haloy.daemon.api.problems import ApiProblem
+from haloy.runtime.docker import ContainerSummary, DockerRuntime
 from tests.api.conftest import RunningApi, StartApi
 from tests.fixtures.docker import TEST_IMAGE, docker_cli
 
@@ -122,7 +122,7 @@ async def test_logs_follow_streams_new_lines(
 @pytest.fixture
 async def exec_api(start_api: StartApi) -> AsyncIterator[RunningApi]:
     """An API with exec mounted; output capped at 4 KiB so truncation is cheap to show."""
-    engine = aiodocker.Docker()
+    engine = DockerRuntime.open()
     yield await start_api(groups=[ExecHandlers(engine, max_output=4096)])
     await engine.close()
 
@@ -157,12 +157,10 @@ async def test_one_failure_cancels_and_awaits_the_others() -> None:
     assert await all_or_cancel([asyncio.sleep(0, "a"), asyncio.sleep(0, "b")]) == ["a", "b"]
 
 
-class FakeContainer(dict[str, Any]):
+def FakeContainer(cid: str, dep: str) -> ContainerSummary:
     """What `pick` reads of an engine container: its id and labels."""
-
-    def __init__(self, cid: str, dep: str) -> None:
-        super().__init__(Labels={"dev.haloy.deployment-id": dep})
-        self.id = cid
+    return ContainerSummary(id=cid, name=cid, labels={"dev.haloy.deployment-id": dep},
+                            state="running")
 
 
 def test_pick_refuses_an_ambiguous_prefix() -> None:

@@ -17,13 +17,13 @@ import pytest
 from haloy.daemon.api.prune import (
     NOT_IN_HISTORY,
     AppHistory,
-    LocalImage,
     PrunedImage,
     app_history,
     confirmed,
     managed_tag,
     plan_prune,
 )
+from haloy.runtime.images import LocalImage
 from haloy.store import Deployment, Status
 from tests.api.conftest import StartApi, start_api
 from tests.fixtures.docker import TEST_IMAGE, TEST_LABEL, docker_cli

@@ -7,13 +7,14 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-import aiodocker
 import pytest
 
 from haloy.config.paths import Paths
-from haloy.daemon.api.registries import RegistryHandlers, login_problem
+from haloy.daemon.api.engine_problems import login_problem
+from haloy.daemon.api.registries import RegistryHandlers
 from haloy.daemon.registry_auth import RegistryAuthStore, RegistryCredentials, registries_file
 from haloy.errors import HaloyError
+from haloy.runtime.docker import DockerRuntime
 from haloy.store import Status
 from haloy.wire.registries import normalize_server, registry_of
 from tests.api.conftest import StartApi, start_api
@@ -77,9 +78,9 @@ async def test_login_checked_stored_listed_used_for_pull_and_logout(
 ) -> None:
     server = registry_image.split("/")[0]
     store = RegistryAuthStore(tmp_path / "var" / "registries.json")
-    engine = aiodocker.Docker()
+    engine = DockerRuntime.open()
     try:
-        api = await start_api(groups=[RegistryHandlers(store, engine)])
+        api = await start_api(groups=[RegistryHandlers(store, engine.images)])
         async with api.client() as c:
             bad = await c.post("/v1/registries/login",
                                json={"server": server, "username": USER, "password": "nope"})

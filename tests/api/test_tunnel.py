@@ -8,13 +8,13 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import aiodocker
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from haloy.daemon.api.problems import ApiProblem
 from haloy.daemon.api.tunnel import CLOSE_REFUSED, TunnelHandlers, close_reason, parse_port
+from haloy.runtime.docker import DockerRuntime
 from tests.api.conftest import TOKEN, RunningApi, StartApi
 from tests.fixtures.docker import TEST_IMAGE, TEST_LABEL, docker_cli, run_app
 
@@ -24,14 +24,14 @@ Connect = Callable[..., Awaitable[ClientConnection]]
 
 
 @pytest.fixture
-async def engine() -> AsyncIterator[aiodocker.Docker]:
-    client = aiodocker.Docker()
-    yield client
-    await client.close()
+async def engine() -> AsyncIterator[DockerRuntime]:
+    runtime = DockerRuntime.open()
+    yield runtime
+    await runtime.close()
 
 
 @pytest.fixture
-async def tunnel_api(start_api: StartApi, engine: aiodocker.Docker,
+async def tunnel_api(start_api: StartApi, engine: DockerRuntime,
                      docker_network: str) -> RunningApi:
     return await start_api(groups=[TunnelHandlers(engine, docker_network)])
 

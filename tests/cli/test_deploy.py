@@ -15,7 +15,7 @@ import pytest
 
 from haloy.cli.hooks import run_hooks
 from haloy.daemon.api import LayerStore, StaticStatus, create_api, make_server, serve_api
-from haloy.daemon.api.images import DockerImageLoader, ImageLoader
+from haloy.daemon.api.images import ImageLoader
 from haloy.errors import HaloyError
 from tests.cli.test_status import cli_env, run_haloy
 from tests.daemon.deployer_harness import DOMAIN, HEALTH, Harness, deployer_harness
@@ -248,7 +248,7 @@ async def test_remote_server_gets_layers_assembles_and_deploys(
     proxy = proxy_factory("--no-access-log", https=False)
     layers = LayerStore(tmp_path / "layers", min_free_bytes=0)
     async with deployer_harness(tmp_path, docker_network, docker_cleanup, proxy) as h, \
-            served(h, layers, DockerImageLoader(h.runtime.client)) as url:
+            served(h, layers, h.runtime.images) as url:
         cfg = write_app(tmp_path / "project", h, url)
         env = cli_env(tmp_path, TOKEN)
         res = await run_haloy("deploy", "-c", str(cfg), env=env)

@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import aiodocker
-
 from haloy.daemon.api.registries import RegistryHandlers
 from haloy.daemon.registry_auth import RegistryAuthStore
+from haloy.runtime.docker import DockerRuntime
 from haloy.store import Status
 from tests.api.conftest import StartApi, start_api
 from tests.api.test_prune import Built, build, present, unique_images
@@ -26,9 +25,9 @@ async def test_registry_login_list_logout(
 ) -> None:
     host = registry_image.split("/")[0]
     store = RegistryAuthStore(tmp_path / "var" / "registries.json")
-    engine = aiodocker.Docker()
+    engine = DockerRuntime.open()
     try:
-        api = await start_api(groups=[RegistryHandlers(store, engine)])
+        api = await start_api(groups=[RegistryHandlers(store, engine.images)])
         env = cli_env(tmp_path)
         on = ("--server", api.url)
         wrong = await run_haloy("server", "registry", "login", host, "-u", USER, "-p", "nope",

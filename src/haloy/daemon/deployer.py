@@ -155,7 +155,7 @@ class Deployer:
                            "deployments that succeeded can be rolled back to",
                            hint="pick a succeeded deployment from the history")
         # The digest history recorded, not the `<app>:<id>` tag: a tag can be moved.
-        info = await self.containers.image_by_digest(target.image_digest, target.image_ref)
+        info = await self.runtime.images.by_digest(target.image_digest, target.image_ref)
         if info is None:
             raise Conflict(f"the image of deployment {deployment_id} "
                            f"({target.image_digest}) is no longer on this server",
@@ -285,25 +285,25 @@ class Deployer:
         if dep.rolled_back_from is not None:
             await self._mark_replaced(spec.app, dep.id)
         for pruned in await self.store.prune(spec.app, spec.history_count):
-            await self.containers.untag(image_tag(spec.app, pruned))
+            await self.runtime.images.untag(image_tag(spec.app, pruned))
         events.append(EventKind.SUCCEEDED, f"{spec.app} runs deployment {dep.id}",
                       {"digest": digest, "containers": list(run.new.values())})
         return done
 
     async def _image(self, spec: DeploySpec, dep_id: str, events: EventLog) -> str:
-        info = await self.containers.image(spec.image)
+        info = await self.runtime.images.inspect(spec.image)
         if spec.pull_policy == "always" or (info is None and spec.pull_policy == "if_missing"):
             events.append(EventKind.STEP, f"pull {spec.image}", {"action": "pull"})
             auth = spec.registry_auth
             if auth is None and self.registry_auth is not None:
                 auth = self.registry_auth(spec.image)
-            await self.containers.pull(spec.image, auth)
-            info = await self.containers.image(spec.image)
+            await self.runtime.images.pull(spec.image, auth)
+            info = await self.runtime.images.inspect(spec.image)
         if info is None:
             raise HaloyError(f"image {spec.image} is not on the server (pull_policy "
                              f"{spec.pull_policy})", hint="upload it with `haloy deploy`")
         tag = image_tag(spec.app, dep_id)
-        await self.containers.tag(info.id, *tag.split(":"))
+        await self.runtime.images.tag(info.id, *tag.split(":"))
         events.append(EventKind.STEP, f"image {spec.image} is {info.digest}",
                       {"action": "image", "digest": info.digest, "tag": tag})
         return info.digest

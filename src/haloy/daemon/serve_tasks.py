@@ -26,7 +26,6 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-import aiodocker
 from starlette.routing import Route
 
 from haloy.certs.challenges import ChallengeApp, ChallengeStore
@@ -39,7 +38,6 @@ from haloy.daemon.api import LayerStore, create_api, make_server, serve_api
 from haloy.daemon.api.daemon_status import DaemonStatusProvider
 from haloy.daemon.api.exec import ExecHandlers
 from haloy.daemon.api.history_tags import HistoryTags
-from haloy.daemon.api.images import DockerImageLoader
 from haloy.daemon.api.layer_chains import EngineChains
 from haloy.daemon.api.layer_prune import LayerPruner
 from haloy.daemon.api.logs import LogHandlers
@@ -58,7 +56,6 @@ from haloy.daemon.registry_auth import RegistryAuthStore, registries_file
 from haloy.daemon.route_builder import Extras, host_owners, reserved_hosts
 from haloy.daemon.route_control import RouteControl
 from haloy.errors import HaloyError
-from haloy.runtime.containers import Containers
 from haloy.store import DeploymentStore
 from haloy.wire.control import CONTROL_TIMEOUT, send_control
 from haloy.wire.snapshot import ApiRoute, Endpoint, Snapshot
@@ -131,8 +128,8 @@ def api_task(
                             network=haloyd.settings.network, registry_auth=registries.auth_for,
                             hosts=hosts, mounts=mount_policy(config, paths),
                             instance=instance)
-        client = haloyd.runtime.client
-        pruner = LayerPruner(LayerStore(paths.layers_dir), client, store)
+        engine = haloyd.runtime
+        pruner = LayerPruner(LayerStore(paths.layers_dir), engine.images, store)
         try:
             await haloyd.ready.wait()
             interrupted = await deployer.recover()
@@ -151,19 +148,18 @@ def api_task(
             acme = Route("/.well-known/acme-challenge/{token}", ChallengeApp(challenges))
             app = create_api(token, status, store, events=events,
                              layers=LayerStore(paths.layers_dir), deployer=deployer,
-                             images=DockerImageLoader(haloyd.runtime.client),
-                             chains=EngineChains(client),
-                             history_tags=HistoryTags(Containers(client), store),
+                             images=engine.images,
+                             chains=EngineChains(engine.images),
+                             history_tags=HistoryTags(engine.images, store),
                              public_routes=[acme],
                              engine_id=await engine_id(haloyd),
-                             groups=[RegistryHandlers(registries, client),
-                                     PruneHandlers(client, store, pruner),
+                             groups=[RegistryHandlers(registries, engine.images),
+                                     PruneHandlers(engine, store, pruner),
                                      ServerLogHandlers(ring),
-                                     ExecHandlers(haloyd.runtime.streams, instance=instance),
-                                     TunnelHandlers(client, haloyd.settings.network,
+                                     ExecHandlers(engine, instance=instance),
+                                     TunnelHandlers(engine, haloyd.settings.network,
                                                     instance=instance)],
-                             logs=LogHandlers(client, streams=haloyd.runtime.streams,
-                                              instance=instance))
+                             logs=LogHandlers(engine, instance=instance))
             server = make_server(app, listen.bind_host, listen.port)
             log.info("API listening on %s:%d", listen.bind_host, listen.port)
             async with asyncio.TaskGroup() as tg:
@@ -216,8 +212,8 @@ async def engine_id(haloyd: Haloyd) -> str | None:
     """
     try:
         async with asyncio.timeout(10):  # a wedged engine must not hold up `haloyd serve`
-            info = await haloyd.runtime.client.system.info()
-    except (aiodocker.DockerError, OSError, TimeoutError) as exc:
+            info = await haloyd.runtime.info()
+    except (HaloyError, TimeoutError) as exc:
         log.warning("could not read the Docker engine's ID: %s", exc)
         return None
     found, root = info.get("ID"), info.get("DockerRootDir")

@@ -1,8 +1,8 @@
-"""Container lifecycle on the aiodocker client: images, create/start/stop/remove, logs.
+"""Container lifecycle on the aiodocker client: create/start/stop/rename/remove, inspect.
 
-The deployer's I/O shell towards dockerd. Foreign errors become `RuntimeError_` here, with
-the cause kept; a missing container or image is reported as None/False where callers must
-tell that case apart.
+The deployer's I/O shell towards dockerd. Failures are engine errors (`EngineError`), with
+the cause kept; a missing container is reported as None where callers must tell that case
+apart.
 """
 
 from __future__ import annotations
@@ -14,42 +14,12 @@ from typing import Any
 
 import aiodocker
 
-from haloy.errors import RuntimeError_
-from haloy.runtime.docker import translate_errors
+from haloy.errors import EngineError, EngineNotFound
+from haloy.runtime.engine_calls import CALL_TIMEOUT, translate_errors
 
-# Creating, starting and inspecting are quick; a slower engine is wedged.
-CALL_TIMEOUT = 30.0
-# Pulls move whole images; bounded so a dead registry cannot hang a deploy forever.
-PULL_TIMEOUT = 600.0
 # Seconds between SIGTERM and SIGKILL on stop (docker's own default is 10).
 STOP_GRACE_S = 10
 RESTART_POLICY = "unless-stopped"
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """A local image: its id (content digest of the config) and registry digests."""
-
-    id: str
-    repo_digests: tuple[str, ...] = ()
-
-    @property
-    def digest(self) -> str:
-        """The registry digest when the image came from one, else the local image id."""
-        return self.repo_digests[0].split("@", 1)[1] if self.repo_digests else self.id
-
-
-def digests_of(info: ImageInfo) -> list[str]:
-    """The registry digests of an image (`sha256:...`, without the repository)."""
-    return [d.split("@", 1)[1] for d in info.repo_digests if "@" in d]
-
-
-def repository(ref: str) -> str:
-    """`ref` without its tag or digest: registry:5000/team/app:v1 -> registry:5000/team/app."""
-    if "@" in ref:
-        return ref.split("@", 1)[0]
-    name, sep, tag = ref.rpartition(":")
-    return name if sep and "/" not in tag else ref
 
 
 @dataclass(frozen=True)
@@ -96,54 +66,6 @@ class Containers:
         self.client = client
         self.network = network
 
-    async def image(self, ref: str) -> ImageInfo | None:
-        """The local image `ref` (name:tag or id), or None when absent."""
-        try:
-            with translate_errors(f"inspecting image {ref}"):
-                async with asyncio.timeout(CALL_TIMEOUT):
-                    data = await self.client.images.inspect(ref)
-        except RuntimeError_ as exc:
-            if isinstance(exc.__cause__, aiodocker.DockerError) and exc.__cause__.status == 404:
-                return None
-            raise
-        return ImageInfo(str(data["Id"]), tuple(data.get("RepoDigests") or ()))
-
-    async def image_by_digest(self, digest: str, image_ref: str = "") -> ImageInfo | None:
-        """The local image `digest` names (its id, or a registry digest of `image_ref`'s
-        repository), whatever tags it carries now; None when the engine no longer has it."""
-        repo = repository(image_ref)
-        for ref in (digest, *([f"{repo}@{digest}"] if repo else [])):
-            info = await self.image(ref)
-            if info is not None and digest in (info.id, *digests_of(info)):
-                return info
-        return None
-
-    async def pull(self, ref: str, auth: Mapping[str, str] | None = None) -> None:
-        """Pull `ref` from its registry."""
-        with translate_errors(f"pulling {ref}"):
-            await self.client.images.pull(ref, auth=dict(auth) if auth else None,
-                                          timeout=PULL_TIMEOUT)
-
-    async def tag(self, image: str, repo: str, tag: str) -> None:
-        """Tag `image` as repo:tag."""
-        with translate_errors(f"tagging {image} as {repo}:{tag}"):
-            async with asyncio.timeout(CALL_TIMEOUT):
-                await self.client.images.tag(image, repo, tag=tag)
-
-    async def untag(self, ref: str) -> bool:
-        """Remove a tag; False when the image is in use or already gone (never forced)."""
-        try:
-            with translate_errors(f"removing image tag {ref}"):
-                async with asyncio.timeout(CALL_TIMEOUT):
-                    await self.client.images.delete(ref)
-        except RuntimeError_ as exc:
-            if isinstance(exc.__cause__, aiodocker.DockerError) and exc.__cause__.status in (
-                404, 409,
-            ):
-                return False
-            raise
-        return True
-
     async def run(self, spec: ContainerSpec) -> str:
         """Create and start a container; return its id."""
         with translate_errors(f"creating container {spec.name}"):
@@ -165,10 +87,8 @@ class Containers:
             with translate_errors(f"inspecting container {cid[:12]}"):
                 async with asyncio.timeout(CALL_TIMEOUT):
                     data = await self.client.containers.get(cid)
-        except RuntimeError_ as exc:
-            if isinstance(exc.__cause__, aiodocker.DockerError) and exc.__cause__.status == 404:
-                return None
-            raise
+        except EngineNotFound:
+            return None
         state = data["State"]
         nets = data["NetworkSettings"].get("Networks") or {}
         address = str((nets.get(self.network) or {}).get("IPAddress") or "")
@@ -204,10 +124,8 @@ class Containers:
             with translate_errors(f"removing container {cid[:12]}"):
                 async with asyncio.timeout(CALL_TIMEOUT):
                     await self.client.containers.container(cid).delete(force=True, v=volumes)
-        except RuntimeError_ as exc:
-            if isinstance(exc.__cause__, aiodocker.DockerError) and exc.__cause__.status == 404:
-                return
-            raise
+        except EngineNotFound:
+            return
 
     async def logs_tail(self, cid: str, lines: int = 20) -> list[str]:
         """The last `lines` lines of stdout+stderr ([] when the container is gone)."""
@@ -217,7 +135,7 @@ class Containers:
                     out = await self.client.containers.container(cid).log(
                         stdout=True, stderr=True, tail=lines
                     )
-        except RuntimeError_:
+        except EngineError:
             return []
         text = "".join(str(chunk) for chunk in out)
         return [line for line in text.splitlines() if line.strip()][-lines:]

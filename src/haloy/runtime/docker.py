@@ -1,7 +1,9 @@
-"""The Docker engine, through aiodocker: the one place that talks to dockerd.
+"""The connection to the Docker engine: its two pools, networks, the container list, events.
 
-Everything foreign (aiodocker's DockerError, aiohttp's connection errors, timeouts) is
-translated here into `RuntimeError_` with a hint, keeping the cause.
+runtime/ is the only package that talks to dockerd (aiodocker is imported nowhere else).
+`DockerRuntime` holds the connection and hands out the operations by concept: `images`
+(runtime.images), `execs` (runtime.exec), `logs` (runtime.logs); container lifecycle is
+runtime.containers. Failures are translated once, in runtime.engine_calls.
 """
 
 from __future__ import annotations
@@ -9,33 +11,26 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiodocker
 import aiohttp
 
-from haloy.errors import RuntimeError_
+from haloy.errors import EngineError, EngineNotFound, EngineUnavailable
+from haloy.runtime.engine_calls import CALL_TIMEOUT, POOL_WAIT_S, START_HINT, translate_errors
+from haloy.runtime.exec import Execs
+from haloy.runtime.images import Images
+from haloy.runtime.logs import ContainerLogs
 
 DEFAULT_NETWORK = "haloy"
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-# Short calls (ping, list, inspect) that take longer than this mean dockerd is wedged.
-CALL_TIMEOUT = 30.0
 # Engine connections for calls (discovery, deployer, inspect, list): aiohttp's default pool.
 CALL_POOL = 100
 # Long-lived streams (log follows, exec output) get a pool of their own, so however many a
 # client opens and abandons, discovery and deploys keep their connections.
 STREAM_POOL = 64
-# A call that waits this long for a free pooled connection fails instead of hanging.
-POOL_WAIT_S = 30.0
-# aiodocker reports connection failures as DockerError with this pseudo status.
-_AIODOCKER_UNREACHABLE = 900
-_START_HINT = (
-    "is dockerd running? start it with `dockerd --iptables=false --ip-masq=false &` "
-    "(or `systemctl start docker`), or point DOCKER_HOST at it"
-)
 
 
 @dataclass(frozen=True)
@@ -64,28 +59,6 @@ class ContainerSummary:
         )
 
 
-@contextmanager
-def translate_errors(action: str) -> Iterator[None]:
-    """Turn aiodocker/aiohttp/OS errors into RuntimeError_ naming what we were doing."""
-    try:
-        yield
-    except aiodocker.DockerError as exc:
-        if exc.status == _AIODOCKER_UNREACHABLE:
-            raise RuntimeError_(
-                f"docker: {action} failed: cannot reach the engine ({exc.message})",
-                hint=_START_HINT,
-            ) from exc
-        raise RuntimeError_(
-            f"docker: {action} failed: {exc.message} (HTTP {exc.status})",
-            hint="check the engine's log (journalctl -u docker or dockerd's stderr)",
-        ) from exc
-    except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-        raise RuntimeError_(
-            f"docker: {action} failed: cannot reach the engine ({exc or type(exc).__name__})",
-            hint=_START_HINT,
-        ) from exc
-
-
 def open_client(url: str, pool: int, keep_alive: bool = True) -> aiodocker.Docker:
     """An aiodocker client on `url` with at most `pool` engine connections (unix sockets)."""
     timeout = aiohttp.ClientTimeout(connect=POOL_WAIT_S)  # aiohttp counts the pool wait in it
@@ -101,23 +74,36 @@ def open_client(url: str, pool: int, keep_alive: bool = True) -> aiodocker.Docke
 
 
 class DockerRuntime:
-    """An open connection to one Docker engine: one pool for calls, one for streams."""
+    """An open connection to one Docker engine: one pool for calls, one for streams.
+
+    Exec output and log follows hold their connection for as long as they run, so they use
+    the stream pool; however many a client opens and abandons, calls keep theirs.
+    """
 
     def __init__(self, client: aiodocker.Docker, docker_host: str,
                  streams: aiodocker.Docker | None = None) -> None:
         self._client = client
         self.docker_host = docker_host
-        self.streams = streams or client
+        self._streams = streams or client
+        self.images = Images(client)
+        self.execs = Execs(self._streams)
+        self.logs = ContainerLogs(client, self._streams)
 
     @classmethod
-    async def connect(cls, docker_host: str | None = None) -> DockerRuntime:
-        """Connect to docker_host, else DOCKER_HOST, else the default socket, and ping it."""
+    def open(cls, docker_host: str | None = None) -> DockerRuntime:
+        """Both pools on docker_host, else DOCKER_HOST, else the default socket (nothing is
+        sent until the first call)."""
         url = docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
         with translate_errors(f"connecting to {url}"):
             client = open_client(url, CALL_POOL)
             # A stream's connection is never reused: none sits idle once its stream ended.
             streams = open_client(url, STREAM_POOL, keep_alive=False)
-        runtime = cls(client, url, streams)
+        return cls(client, url, streams)
+
+    @classmethod
+    async def connect(cls, docker_host: str | None = None) -> DockerRuntime:
+        """`open`, then ping the engine."""
+        runtime = cls.open(docker_host)
         try:
             await runtime.ping()
         except BaseException:
@@ -127,21 +113,28 @@ class DockerRuntime:
 
     @property
     def client(self) -> aiodocker.Docker:
-        """The underlying aiodocker client, for callers (the deployer) needing more calls."""
+        """The underlying aiodocker client, for runtime.containers (the deployer's)."""
         return self._client
 
     async def close(self) -> None:
         """Release both HTTP sessions."""
-        for client in {id(c): c for c in (self._client, self.streams)}.values():
+        for client in {id(c): c for c in (self._client, self._streams)}.values():
             await client.close()
             await client.session.close()  # ours when open_client made it; closing is idempotent
 
     async def ping(self) -> None:
-        """Raise RuntimeError_ unless the engine answers."""
+        """Raise EngineUnavailable (or another EngineError) unless the engine answers."""
         with translate_errors(f"ping {self.docker_host}"):
             async with asyncio.timeout(CALL_TIMEOUT):
                 async with self._client._query("_ping") as resp:
                     await resp.read()
+
+    async def info(self) -> Mapping[str, Any]:
+        """The engine's GET /info (ID, DockerRootDir, versions, ...)."""
+        with translate_errors("reading the engine's info"):
+            async with asyncio.timeout(CALL_TIMEOUT):
+                data: Mapping[str, Any] = await self._client.system.info()
+        return data
 
     async def network_exists(self, name: str) -> bool:
         """True when a network of this exact name exists."""
@@ -166,20 +159,19 @@ class DockerRuntime:
                             "Labels": {"dev.haloy.managed": "true"},
                         }
                     )
-        except RuntimeError_:
+        except EngineError:
             # Lost a race with another creator: fine if it now exists.
             if not await self.network_exists(name):
                 raise
 
     async def remove_network(self, name: str) -> None:
         """Remove a network; a missing one is not an error."""
-        with translate_errors(f"removing network {name!r}"):
-            try:
+        try:
+            with translate_errors(f"removing network {name!r}"):
                 net = await self._client.networks.get(name)
                 await net.delete()
-            except aiodocker.DockerError as exc:
-                if exc.status != 404:
-                    raise
+        except EngineNotFound:
+            return
 
     async def list_containers(
         self, label: str | None = None, *, all_states: bool = True
@@ -197,22 +189,15 @@ class DockerRuntime:
 
     async def image_labels(self, image_id: str) -> Mapping[str, str]:
         """The labels of a local image ({} when the engine no longer has it)."""
-        try:
-            with translate_errors(f"inspecting image {image_id[:19]}"):
-                async with asyncio.timeout(CALL_TIMEOUT):
-                    data = await self._client.images.inspect(image_id)
-        except RuntimeError_ as exc:
-            if isinstance(exc.__cause__, aiodocker.DockerError) and exc.__cause__.status == 404:
-                return {}
-            raise
-        return dict((data.get("Config") or {}).get("Labels") or {})
+        info = await self.images.inspect(image_id)
+        return info.labels if info is not None else {}
 
     async def events(
         self,
         filters: Mapping[str, list[str]] | None = None,
         on_open: Callable[[], None] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Stream engine events as dicts until the engine goes away (then RuntimeError_).
+        """Stream engine events as dicts until the engine goes away (then EngineUnavailable).
 
         `on_open` runs once the engine has accepted the subscription, so a caller can resync
         knowing no later event will be missed.
@@ -227,4 +212,4 @@ class DockerRuntime:
                 async for line in resp.content:
                     if line.strip():
                         yield json.loads(line)
-        raise RuntimeError_("docker: the event stream ended", hint=_START_HINT)
+        raise EngineUnavailable("docker: the event stream ended", hint=START_HINT)

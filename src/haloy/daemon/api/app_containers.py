@@ -7,18 +7,18 @@ read stopped ones.
 
 from __future__ import annotations
 
-from typing import Any
-
-import aiodocker
-
 from haloy.daemon.api.problems import ApiProblem
 from haloy.daemon.instance import is_mine
+from haloy.runtime.docker import ContainerSummary
+from haloy.runtime.engine import Engine
 from haloy.runtime.labels import APP_NAME, DEPLOYMENT_ID
 
 _HINT = "see the app's containers with GET /v1/apps/{app} (haloy status)"
 
 
-def pick(found: list[Any], wanted: str | None, every: bool) -> list[Any]:
+def pick(
+    found: list[ContainerSummary], wanted: str | None, every: bool
+) -> list[ContainerSummary]:
     """The chosen containers among an app's `found` ones (ids and labels only)."""
     if wanted:
         matching = [c for c in found if c.id.startswith(wanted)]
@@ -29,21 +29,20 @@ def pick(found: list[Any], wanted: str | None, every: bool) -> list[Any]:
     if every or not found:
         return found
     # ULIDs sort by time: the newest deployment has the greatest id.
-    newest = max(c["Labels"].get(DEPLOYMENT_ID, "") for c in found)
-    return [c for c in found if c["Labels"].get(DEPLOYMENT_ID, "") == newest][:1]
+    newest = max(c.labels.get(DEPLOYMENT_ID, "") for c in found)
+    return [c for c in found if c.labels.get(DEPLOYMENT_ID, "") == newest][:1]
 
 
 async def app_containers(
-    client: aiodocker.Docker, app: str, wanted: str | None, every: bool, running: bool = False,
+    engine: Engine, app: str, wanted: str | None, every: bool, running: bool = False,
     instance: str | None = None,
-) -> list[Any]:
+) -> list[ContainerSummary]:
     """The app's containers a request means; 404 (with a hint) when there is none.
 
     With `instance`, containers another haloyd created are not the app's here.
     """
-    found = await client.containers.list(all=not running,
-                                         filters={"label": [f"{APP_NAME}={app}"]})
-    found = [c for c in found if is_mine(c["Labels"] or {}, instance)]
+    found = await engine.list_containers(f"{APP_NAME}={app}", all_states=not running)
+    found = [c for c in found if is_mine(c.labels, instance)]
     chosen = pick(found, wanted, every)
     if not chosen:
         state = "running " if running else ""
@@ -52,12 +51,8 @@ async def app_containers(
     return chosen
 
 
-def network_address(info: dict[str, Any], network: str | None) -> str | None:
+def network_address(container: ContainerSummary, network: str | None) -> str | None:
     """The container's IPv4 address on `network` (else on any network it is attached to)."""
-    networks: dict[str, Any] = (info.get("NetworkSettings") or {}).get("Networks") or {}
-    preferred = [networks[network]] if network in networks else []
-    for settings in [*preferred, *networks.values()]:
-        address = (settings or {}).get("IPAddress")
-        if address:
-            return str(address)
-    return None
+    networks = container.networks
+    preferred = [networks[network]] if network is not None and network in networks else []
+    return next((a for a in [*preferred, *networks.values()] if a), None)

@@ -16,16 +16,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-import aiodocker
 from starlette.requests import Request
 from starlette.responses import Response
 
 from haloy.daemon.api.app_containers import app_containers
+from haloy.daemon.api.engine_problems import exec_refused
 from haloy.daemon.api.handlers import check_app, model_response
 from haloy.daemon.api.problems import ApiProblem
+from haloy.errors import EngineError
+from haloy.runtime.engine import Engine, RunningExec
+from haloy.runtime.exec import STDERR, ExecOutput, ExecState
 from haloy.wire.api import ExecRequest, ExecResult, ExecResults
 
 # Enough for a migration's log or a config dump; JSON answers must stay small.
@@ -73,9 +77,9 @@ def parse_request(raw: bytes) -> ExecRequest:
 class ExecHandlers:
     """Runs commands in an app's running containers through the engine."""
 
-    def __init__(self, client: aiodocker.Docker, max_output: int = DEFAULT_MAX_OUTPUT,
+    def __init__(self, engine: Engine, max_output: int = DEFAULT_MAX_OUTPUT,
                  instance: str | None = None) -> None:
-        self.client = client
+        self.engine = engine
         self.instance = instance  # only this haloyd's containers
         self.max_output = max_output
 
@@ -83,45 +87,69 @@ class ExecHandlers:
         """POST /v1/apps/{app}/exec"""
         app = check_app(request.path_params["app"])
         body = parse_request(await request.body())
-        containers = await app_containers(self.client, app, body.container, body.all_containers,
-                                          running=True, instance=self.instance)
+        containers = await app_containers(self.engine, app, body.container,
+                                          body.all_containers, running=True,
+                                          instance=self.instance)
         # Create every exec first: a container that cannot take one (409) fails the request
         # before any command started anywhere.
         marker = f"{MARKER}={uuid.uuid4().hex}"
-        execs = await all_or_cancel([_create(c, body.argv, marker) for c in containers])
-        results = await all_or_cancel([self._run(c, e, body.timeout, marker)
-                              for c, e in zip(containers, execs, strict=True)])
+        execs = await all_or_cancel([self._create(c.id, body.argv, marker) for c in containers])
+        results = await all_or_cancel([self._run(e, body.timeout, marker) for e in execs])
         return model_response(ExecResults(results=results))
 
-    async def _run(self, container: Any, execution: Any, timeout: float,
-                   marker: str) -> ExecResult:
+    async def _create(self, container_id: str, argv: list[str], marker: str) -> RunningExec:
+        key, _, value = marker.partition("=")
+        try:
+            return await self.engine.execs.create(container_id, argv, env={key: value})
+        except EngineError as exc:
+            raise exec_refused(container_id, exc) from exc
+
+    async def _run(self, execution: RunningExec, timeout: float, marker: str) -> ExecResult:
         out, err = Capped(self.max_output), Capped(self.max_output)
         timed_out = killed = False
         try:
-            async with execution.start(detach=False) as stream:
+            async with execution.output() as stream:
                 try:
                     async with asyncio.timeout(timeout):
                         await _drain(stream, out, err)
                 except TimeoutError:
                     timed_out = True
-                    killed = await _kill(container, execution, marker)
+                    killed = await self._kill(execution, marker)
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(KILL_WAIT_S):
                             await _drain(stream, out, err)
-        except aiodocker.DockerError as exc:
-            raise _cannot_exec(container, exc) from exc
+        except EngineError as exc:
+            raise exec_refused(execution.container_id, exc) from exc
         except asyncio.CancelledError:  # another container failed: leave nothing running
-            await asyncio.shield(_kill(container, execution, marker))
+            await asyncio.shield(self._kill(execution, marker))
             raise
-        info = await _finished(execution) if not timed_out else {}
+        state = await _finished(execution) if not timed_out else None
         return ExecResult(
-            container_id=container.id[:12], exit_code=info.get("ExitCode"),
+            container_id=execution.container_id[:12],
+            exit_code=state.exit_code if state is not None else None,
             stdout=out.text(), stderr=err.text(), timed_out=timed_out, killed=killed,
             truncated=out.truncated or err.truncated,
         )
 
+    async def _kill(self, execution: RunningExec, marker: str) -> bool:
+        """SIGKILL the command and its children inside the container; True if it is gone."""
+        # Swept even when the command itself ended: a child may still hold its output open.
+        with contextlib.suppress(EngineError, TimeoutError):
+            async with asyncio.timeout(KILL_WAIT_S):
+                killer = await self.engine.execs.create(
+                    execution.container_id, ["sh", "-c", KILL_SCRIPT, "sh", marker], user="0:0")
+                async with killer.output() as stream:
+                    while await stream.read() is not None:
+                        pass
+                swept = (await _finished(killer)) == ExecState(running=False, exit_code=0)
+                return swept and (await _finished(execution)) is not None
+        return False
 
-async def all_or_cancel(coros: list[Any]) -> list[Any]:
+
+T = TypeVar("T")
+
+
+async def all_or_cancel(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
     """Await all; on the first error cancel and await the others, then raise that error."""
     try:
         async with asyncio.TaskGroup() as group:
@@ -131,46 +159,18 @@ async def all_or_cancel(coros: list[Any]) -> list[Any]:
     return [t.result() for t in tasks]
 
 
-def _cannot_exec(container: Any, exc: aiodocker.DockerError) -> ApiProblem:
-    return ApiProblem(409, f"cannot exec in container {container.id[:12]}: {exc.message}",
-                      hint="is the container running?")
-
-
-async def _create(container: Any, argv: list[str], marker: str) -> Any:
-    key, _, value = marker.partition("=")
-    try:
-        return await container.exec(argv, stdout=True, stderr=True, tty=False,
-                                    environment={key: value})
-    except aiodocker.DockerError as exc:
-        raise _cannot_exec(container, exc) from exc
-
-
-async def _finished(execution: Any) -> dict[str, Any]:
-    """The exec's inspect once it stopped running (the engine may lag the stream's end)."""
-    info: dict[str, Any] = await execution.inspect()
+async def _finished(execution: RunningExec) -> ExecState | None:
+    """The exec's state once it stopped running (the engine may lag the stream's end); None
+    while it still runs."""
+    state = await execution.state()
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(EXIT_CODE_WAIT_S):
-            while info.get("Running") or info.get("ExitCode") is None:
+            while state.running or state.exit_code is None:
                 await asyncio.sleep(POLL_S)
-                info = await execution.inspect()
-    return info if not info.get("Running") else {}
+                state = await execution.state()
+    return state if not state.running else None
 
 
-async def _drain(stream: Any, out: Capped, err: Capped) -> None:
-    while (msg := await stream.read_out()) is not None:
-        (err if msg.stream == 2 else out).add(msg.data)
-
-
-async def _kill(container: Any, execution: Any, marker: str) -> bool:
-    """SIGKILL the command and its children inside the container; True if it is gone."""
-    # Swept even when the command itself ended: a child may still hold its output open.
-    with contextlib.suppress(aiodocker.DockerError, TimeoutError):
-        async with asyncio.timeout(KILL_WAIT_S):
-            killer = await container.exec(["sh", "-c", KILL_SCRIPT, "sh", marker],
-                                          stdout=True, stderr=True, tty=False, user="0:0")
-            async with killer.start(detach=False) as stream:
-                while await stream.read_out() is not None:
-                    pass
-            swept = (await _finished(killer)).get("ExitCode") == 0
-            return swept and (await _finished(execution)).get("Running") is False
-    return False
+async def _drain(stream: ExecOutput, out: Capped, err: Capped) -> None:
+    while (chunk := await stream.read()) is not None:
+        (err if chunk[0] == STDERR else out).add(chunk[1])

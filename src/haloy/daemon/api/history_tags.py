@@ -13,15 +13,16 @@ from collections.abc import Sequence
 
 from haloy.daemon.api.problems import ApiProblem
 from haloy.daemon.api.validate import deployment_id_problem
-from haloy.runtime.containers import Containers, digests_of, repository
+from haloy.runtime.engine import ImageStore
+from haloy.runtime.images import digests_of, repository
 from haloy.store import DeploymentStore
 
 
 class HistoryTags:
     """Checks loaded references against the deployments history keeps."""
 
-    def __init__(self, containers: Containers, store: DeploymentStore) -> None:
-        self.containers = containers
+    def __init__(self, images: ImageStore, store: DeploymentStore) -> None:
+        self.images = images
         self.store = store
 
     async def recorded_digest(self, ref: str) -> str | None:
@@ -42,15 +43,15 @@ class HistoryTags:
             digest = await self.recorded_digest(ref)
             if digest is None:
                 continue
-            now = await self.containers.image(ref)
+            now = await self.images.inspect(ref)
             if now is not None and digest in (now.id, *digests_of(now)):
                 continue  # the same image again
-            recorded = await self.containers.image_by_digest(digest)
+            recorded = await self.images.by_digest(digest)
             if recorded is not None:
                 repo, _, tag = ref.rpartition(":")
-                await self.containers.tag(recorded.id, repo, tag)
+                await self.images.tag(recorded.id, repo, tag)
             else:
-                await self.containers.untag(ref)
+                await self.images.untag(ref)
             raise ApiProblem(
                 409, f"{ref} is the tag of a deployment in history ({digest}); the upload "
                 "may not move it" + ("" if recorded is not None else

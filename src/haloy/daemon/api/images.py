@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Protocol
 
-import aiodocker
 from starlette.requests import Request
 from starlette.responses import Response
 
+from haloy.daemon.api.engine_problems import load_refused
 from haloy.daemon.api.handlers import model_response
 from haloy.daemon.api.history_tags import HistoryTags
 from haloy.daemon.api.image_tar import ImageSpecError, image_tar, layer_name, parse_spec
@@ -23,48 +23,19 @@ from haloy.daemon.api.layer_chains import ChainSource, engine_covered
 from haloy.daemon.api.layers import LayerStore, check_digest
 from haloy.daemon.api.numbers import whole_number
 from haloy.daemon.api.problems import ApiProblem
+from haloy.errors import EngineError
 from haloy.wire.api import AssembleRequest, ImageLoaded
 
 log = logging.getLogger(__name__)
-_LOADED = "Loaded image: "
 
 
 class ImageLoader(Protocol):
-    """What the image endpoints need of the engine."""
+    """What the image endpoints need of the engine (runtime.images.Images in haloyd)."""
 
     async def load(self, tar: AsyncIterator[bytes]) -> list[str]:
-        """docker load a tar stream; return the references it tagged."""
+        """docker load a tar stream; return the references it tagged (EngineError when the
+        engine refuses it)."""
         ...
-
-
-class DockerImageLoader:
-    """docker load through aiodocker; an engine refusal is the client's 400."""
-
-    def __init__(self, client: aiodocker.Docker) -> None:
-        self.client = client
-
-    async def load(self, tar: AsyncIterator[bytes]) -> list[str]:
-        """docker load a tar stream; return the references it tagged."""
-        try:
-            items = await self.client.images.import_image(data=tar)
-        except aiodocker.DockerError as exc:
-            raise ApiProblem(
-                400,
-                f"docker load refused the image: {exc.message}",
-                hint="send the tar `docker save` writes (or upload the layers again)",
-                code="image_load_failed",
-            ) from exc
-        refs: list[str] = []
-        for item in items:
-            if isinstance(item, dict) and "error" in item:
-                raise ApiProblem(400, f"docker load refused the image: {item['error']}",
-                                 hint="send the tar `docker save` writes",
-                                 code="image_load_failed")
-            text = item.get("stream", "") if isinstance(item, dict) else ""
-            for line in str(text).splitlines():
-                if line.startswith(_LOADED):
-                    refs.append(line.removeprefix(_LOADED).strip())
-        return refs
 
 
 async def threaded(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
@@ -144,13 +115,13 @@ class ImageHandlers:
         tar = Counted(threaded(image_tar(spec, paths)))
         try:
             refs = await self.loader.load(aiter(tar))
-        except ApiProblem as exc:
+        except EngineError as exc:
             # The engine lost a chain since we looked: docker load found no file for it and
             # stopped before tagging anything.
-            lost = [d for d in unstored if layer_name(d) in exc.message]
+            lost = [d for d in unstored if layer_name(d) in exc.reason]
             if lost:
                 raise missing_problem(spec.ref, lost) from exc
-            raise
+            raise load_refused(exc) from exc
         if self.history is not None:
             await self.history.check(refs or [spec.ref])
         log.info("assembled %s from %d uploaded layer(s) and %d of the engine's, %d bytes",
@@ -166,7 +137,10 @@ class ImageHandlers:
         if self.layers is not None:
             self.layers.preflight(expected)
         tar = Counted(request.stream())
-        refs = await self.loader.load(aiter(tar))
+        try:
+            refs = await self.loader.load(aiter(tar))
+        except EngineError as exc:
+            raise load_refused(exc) from exc
         if self.history is not None:
             await self.history.check(refs)
         log.info("loaded %s from a %d-byte tar", ", ".join(refs) or "an image", tar.bytes)

@@ -9,25 +9,18 @@ engine's only where its whole chain matches: the same diff ID after a different 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Any, Protocol
+from typing import Protocol
 
-import aiodocker
-import aiohttp
-
+from haloy.daemon.api.engine_problems import engine_unavailable
 from haloy.daemon.api.problems import ApiProblem
+from haloy.errors import EngineError
+from haloy.runtime.engine import ImageStore
 
 log = logging.getLogger(__name__)
-
-# Inspect this many images at once: an engine with hundreds of images answers in a second or
-# two without being flooded.
-INSPECT_PARALLELISM = 8
-# Listing and inspecting every image of a busy engine stays well under this.
-ENGINE_TIMEOUT_S = 30.0
 
 
 def chain_ids(diff_ids: Sequence[str]) -> list[str]:
@@ -64,46 +57,19 @@ class ChainSource(Protocol):
         ...
 
 
-def _layers_of(image: Any) -> list[str]:
-    if not isinstance(image, dict):
-        return []
-    layers = (image.get("RootFS") or {}).get("Layers") or []
-    return [str(d) for d in layers]
-
-
 class EngineChains:
     """The chains of a Docker engine, from its images' `RootFS.Layers` (no cache: an image may
     be removed at any time, so each request asks again)."""
 
-    def __init__(self, client: aiodocker.Docker, timeout: float = ENGINE_TIMEOUT_S) -> None:
-        self.client = client
-        self.timeout = timeout
+    def __init__(self, images: ImageStore) -> None:
+        self.images = images
 
     async def chains(self) -> frozenset[str]:
         """Every layer chain ID the engine has; 503 when the engine does not answer."""
-        gate = asyncio.Semaphore(INSPECT_PARALLELISM)
-
-        async def inspect(image_id: str) -> list[str]:
-            async with gate:
-                try:
-                    return _layers_of(await self.client.images.inspect(image_id))
-                except aiodocker.DockerError as exc:
-                    if exc.status == 404:  # removed since the listing: its chains are gone
-                        return []
-                    raise
-
         try:
-            async with asyncio.timeout(self.timeout), asyncio.TaskGroup() as tg:
-                images = await self.client.images.list()
-                ids = [str(i["Id"]) for i in images if isinstance(i, dict) and "Id" in i]
-                tasks = [tg.create_task(inspect(i)) for i in ids]
-        except* (aiodocker.DockerError, aiohttp.ClientError, TimeoutError) as group:
-            raise ApiProblem(
-                503, f"cannot list the Docker engine's images: {group.exceptions[0]}",
-                hint="check that dockerd runs on the server (haloyd status)",
-                code="engine_unavailable",
-            ) from group.exceptions[0]
-        return engine_chains(t.result() for t in tasks)
+            return engine_chains(await self.images.all_layers())
+        except EngineError as exc:
+            raise engine_unavailable(exc) from exc
 
 
 async def covered_now(source: ChainSource | None, diff_ids: Sequence[str]) -> frozenset[str]:

@@ -18,11 +18,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import aiodocker
-
 from haloy.daemon.api.layers import LayerFile, LayerStore
 from haloy.errors import HaloyError
-from haloy.runtime.containers import Containers
+from haloy.runtime.engine import ImageStore
 from haloy.store import DeploymentStore
 
 log = logging.getLogger(__name__)
@@ -31,7 +29,6 @@ log = logging.getLogger(__name__)
 # upload does not hold disk for long.
 DEFAULT_LAYER_IDLE_S = 24 * 3600.0
 PRUNE_INTERVAL_S = 3600.0
-CALL_TIMEOUT_S = 60.0
 
 
 def plan_layer_prune(
@@ -47,24 +44,20 @@ class LayerPruner:
     """Deletes uploaded layers nothing needs, now or on a schedule."""
 
     layers: LayerStore
-    client: aiodocker.Docker
+    images: ImageStore
     store: DeploymentStore
     idle_s: float = DEFAULT_LAYER_IDLE_S
 
     async def needed(self) -> frozenset[str]:
         """The layers of every image history records a digest of."""
-        engine = Containers(self.client)
         found: set[str] = set()
         for app in await self.store.apps():
             for dep in await self.store.history(app):
                 if not dep.image_digest:
                     continue
-                info = await engine.image_by_digest(dep.image_digest, dep.image_ref)
-                if info is None:
-                    continue
-                async with asyncio.timeout(CALL_TIMEOUT_S):
-                    data = await self.client.images.inspect(info.id)
-                found.update((data.get("RootFS") or {}).get("Layers") or ())
+                info = await self.images.by_digest(dep.image_digest, dep.image_ref)
+                if info is not None:
+                    found.update(info.layers)
         return frozenset(found)
 
     async def prune(self, dry_run: bool = False) -> list[LayerFile]:
@@ -85,6 +78,6 @@ class LayerPruner:
         while True:
             try:
                 await self.prune()
-            except (HaloyError, aiodocker.DockerError, OSError, TimeoutError) as exc:
+            except (HaloyError, OSError, TimeoutError) as exc:
                 log.warning("layer prune failed: %s", exc)
             await asyncio.sleep(interval)

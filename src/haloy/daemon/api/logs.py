@@ -4,8 +4,8 @@ Docker multiplexes both streams into one; reading each with its own request keep
 Lines carry Docker's timestamps so a finite (non-follow) answer is merged in time order.
 
 A follow holds engine connections until the client goes away; they are closed on every exit
-path (client gone, container stopped, haloyd stopping), and they come from the engine
-client's stream pool, never from the one discovery and deploys use.
+path (client gone, container stopped, haloyd stopping), and they come from the engine's
+stream pool, never from the one discovery and deploys use (runtime.logs).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
-import aiodocker
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Send
@@ -28,8 +27,9 @@ from haloy.daemon.api.endpoints import SSE
 from haloy.daemon.api.handlers import check_app
 from haloy.daemon.api.numbers import whole_number
 from haloy.daemon.api.problems import ApiProblem
-from haloy.errors import RuntimeError_
-from haloy.runtime.log_stream import follow_log
+from haloy.errors import EngineError
+from haloy.runtime.docker import ContainerSummary
+from haloy.runtime.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +103,11 @@ class ClosingStream(StreamingResponse):
 class LogHandlers:
     """Reads an app's container logs from the engine."""
 
-    def __init__(self, client: aiodocker.Docker, heartbeat: float = 15.0,
-                 streams: aiodocker.Docker | None = None, instance: str | None = None) -> None:
-        self.client = client
+    def __init__(self, engine: Engine, heartbeat: float = 15.0,
+                 instance: str | None = None) -> None:
+        self.engine = engine
         self.instance = instance  # only this haloyd's containers
         self.heartbeat = heartbeat
-        # Follows hold engine connections indefinitely: they come from their own pool.
-        self.streams = streams or client
 
     async def app_logs(self, request: Request) -> Response:
         """GET /v1/apps/{app}/logs[?tail=N&follow=false&container=ID&all=true]"""
@@ -118,33 +116,36 @@ class LogHandlers:
         tail = parse_tail(q.get("tail"))
         follow = q.get("follow", "true").lower() not in ("0", "false", "no")
         every = q.get("all", "false").lower() in ("1", "true", "yes")
-        containers = await app_containers(self.client, app, q.get("container") or None, every,
+        containers = await app_containers(self.engine, app, q.get("container") or None, every,
                                           instance=self.instance)
         body = self._follow(containers, tail) if follow else self._finite(containers, tail)
         return ClosingStream(body, media_type=SSE, headers={"x-accel-buffering": "no"})
 
-    async def _finite(self, containers: list[Any], tail: int) -> AsyncGenerator[bytes, None]:
+    async def _finite(
+        self, containers: list[ContainerSummary], tail: int
+    ) -> AsyncGenerator[bytes, None]:
         lines: list[LogLine] = []
         for c in containers:
             for stream in STREAMS:
-                chunks = await c.log(**{stream: True}, tail=tail, timestamps=True)
-                for chunk in chunks:
+                for chunk in await self.engine.logs.read(c.id, stream, tail):
                     lines += split_stamped(c.id[:12], stream, chunk)
         for line in sorted(lines, key=lambda ln: time_key(ln.time)):
             yield line.sse()
         yield b"event: end\ndata: {}\n\n"
 
-    async def _follow(self, containers: list[Any], tail: int) -> AsyncGenerator[bytes, None]:
+    async def _follow(
+        self, containers: list[ContainerSummary], tail: int
+    ) -> AsyncGenerator[bytes, None]:
         queue: asyncio.Queue[LogLine | None] = asyncio.Queue(maxsize=1000)
 
-        async def pump(c: Any, stream: str) -> None:
+        async def pump(c: ContainerSummary, stream: str) -> None:
             try:
-                async with contextlib.aclosing(follow_log(self.streams, c.id, stream,
-                                                          tail)) as chunks:
+                async with contextlib.aclosing(self.engine.logs.follow(c.id, stream,
+                                                                       tail)) as chunks:
                     async for chunk in chunks:
                         for line in split_stamped(c.id[:12], stream, chunk):
                             await queue.put(line)
-            except RuntimeError_ as exc:
+            except EngineError as exc:
                 # The container went away, or the stream pool stayed full: this part ends.
                 log.info("log follow of %s ended: %s", c.id[:12], exc)
             finally:

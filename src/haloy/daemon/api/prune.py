@@ -14,36 +14,25 @@ refuses (409) if a container started using it meanwhile, which is then skipped. 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import aiodocker
 from starlette.requests import Request
 from starlette.responses import Response
 
 from haloy.daemon.api.handlers import check_app, model_response
 from haloy.daemon.api.layer_prune import LayerPruner
 from haloy.daemon.api.validate import app_name_problem, deployment_id_problem
+from haloy.runtime.engine import Engine
+from haloy.runtime.images import LocalImage
 from haloy.store import Deployment, DeploymentStore, Status
 from haloy.store.states import IN_FLIGHT
 from haloy.wire.api import PrunedImage, PrunedLayer, PruneRequest, PruneResult
 
 log = logging.getLogger(__name__)
 
-CALL_TIMEOUT_S = 60.0
 NOT_IN_HISTORY = "deployment no longer in history"
-
-
-@dataclass(frozen=True)
-class LocalImage:
-    """An image of the engine: id, tags, size in bytes."""
-
-    id: str
-    tags: tuple[str, ...]
-    size: int
 
 
 @dataclass(frozen=True)
@@ -102,19 +91,12 @@ def plan_prune(
     return sorted(doomed, key=lambda p: p.ref), freed
 
 
-def local_images(raw: Sequence[Mapping[str, Any]]) -> list[LocalImage]:
-    """`GET /images/json` rows as LocalImage (untagged `<none>:<none>` dropped)."""
-    return [LocalImage(str(r["Id"]),
-                       tuple(t for t in (r.get("RepoTags") or ()) if t != "<none>:<none>"),
-                       int(r.get("Size") or 0)) for r in raw]
-
-
 class PruneHandlers:
     """The prune endpoint, over the engine and the history store."""
 
-    def __init__(self, client: aiodocker.Docker, store: DeploymentStore,
+    def __init__(self, engine: Engine, store: DeploymentStore,
                  layers: LayerPruner | None = None) -> None:
-        self.client = client
+        self.engine = engine
         self.store = store
         self.layers = layers
 
@@ -124,14 +106,13 @@ class PruneHandlers:
         body = PruneRequest.model_validate_json(raw if raw.strip() else b"{}")
         # Engine first, history second: a deploy records its row before it tags `<app>:<id>`,
         # so every tag seen here already has its row (kept while in flight) when history is read.
-        async with asyncio.timeout(CALL_TIMEOUT_S):
-            images = local_images(await self.client.images.list())
-            containers = await self.client.containers.list(all=True)
+        images = await self.engine.images.all()
+        containers = await self.engine.list_containers()
         names = [check_app(body.app)] if body.app else await self.store.apps()
         histories = {a: await self.store.history(a) for a in names}
         # An app without history here is another haloyd's (or hand-made): never touched.
         apps = {a: app_history(h, body.keep) for a, h in histories.items() if h}
-        used = frozenset(str(c["ImageID"]) for c in containers)
+        used = frozenset(c.image_id for c in containers)
         doomed, freed = plan_prune(images, used, apps, body.keep)
         if body.refs is not None:  # only what the user confirmed, if still doomed now
             doomed, freed = confirmed(doomed, images, frozenset(body.refs))
@@ -152,14 +133,9 @@ class PruneHandlers:
     ) -> tuple[list[PrunedImage], int]:
         removed: list[PrunedImage] = []
         for item in doomed:
-            try:
-                async with asyncio.timeout(CALL_TIMEOUT_S):
-                    await self.client.images.delete(item.ref)
-            except aiodocker.DockerError as exc:
-                if exc.status in (404, 409):  # gone already, or a container took it meanwhile
-                    continue
-                raise
-            removed.append(item)
+            # False: gone already, or a container took it meanwhile.
+            if await self.engine.images.untag(item.ref):
+                removed.append(item)
         return removed, bytes_freed(removed, images)
 
 

@@ -9,42 +9,27 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import aiodocker
 from starlette.requests import Request
 from starlette.responses import Response
 
+from haloy.daemon.api.engine_problems import login_problem
 from haloy.daemon.api.handlers import model_response
 from haloy.daemon.api.problems import ApiProblem
 from haloy.daemon.registry_auth import RegistryAuthStore, RegistryCredentials
+from haloy.errors import EngineError
+from haloy.runtime.engine import ImageStore
 from haloy.wire.api import RegistryEntry, RegistryList, RegistryLoginRequest
 from haloy.wire.registries import normalize_server
 
 log = logging.getLogger(__name__)
 
-# The engine dials the registry; a dead one answers "connection refused" within seconds.
-AUTH_TIMEOUT_S = 30.0
-# What the engine says when the registry refused the credentials (it answers HTTP 500 either
-# way; the text tells a refusal from an unreachable registry).
-_REFUSED = ("unauthorized", "401", "incorrect username or password", "denied")
-
-
-def login_problem(server: str, message: str) -> ApiProblem:
-    """The answer for a failed engine login: refused credentials (403) or no registry (502)."""
-    if any(word in message.lower() for word in _REFUSED):
-        return ApiProblem(403, f"{server} refused the credentials: {message}",
-                          hint="check the username and password (or access token)",
-                          code="registry_unauthorized")
-    return ApiProblem(502, f"cannot log in to {server}: {message}",
-                      hint="check the registry's host[:port] and that the server can reach it",
-                      code="registry_unreachable")
-
 
 class RegistryHandlers:
     """The registry-login endpoints, over the credentials file and the engine's /auth."""
 
-    def __init__(self, store: RegistryAuthStore, client: aiodocker.Docker) -> None:
+    def __init__(self, store: RegistryAuthStore, images: ImageStore) -> None:
         self.store = store
-        self.client = client
+        self.images = images
 
     async def registry_login(self, request: Request) -> Response:
         """POST /v1/registries/login"""
@@ -55,12 +40,9 @@ class RegistryHandlers:
                              hint="give the registry as host[:port], e.g. ghcr.io")
         creds = RegistryCredentials(server, body.username, body.password)
         try:
-            async with asyncio.timeout(AUTH_TIMEOUT_S):
-                await self.client.auth(**creds.engine_auth())
-        except aiodocker.DockerError as exc:
-            raise login_problem(server, str(exc.message)) from exc
-        except TimeoutError as exc:
-            raise login_problem(server, f"no answer within {AUTH_TIMEOUT_S:.0f} s") from exc
+            await self.images.check_login(creds.engine_auth())
+        except EngineError as exc:
+            raise login_problem(server, exc.reason) from exc
         await asyncio.to_thread(self.store.put, creds)
         log.info("stored the registry login for %s (user %s)", server, body.username)
         return model_response(RegistryEntry(server=server, username=body.username))

@@ -13,13 +13,13 @@ import asyncio
 import contextlib
 from typing import Any
 
-import aiodocker
 from starlette.websockets import WebSocket
 
 from haloy.daemon.api.app_containers import app_containers, network_address
 from haloy.daemon.api.handlers import check_app
 from haloy.daemon.api.numbers import whole_number
 from haloy.daemon.api.problems import ApiProblem, to_response
+from haloy.runtime.engine import Engine
 
 # Close codes 4000-4999 are the application's (RFC 6455 §7.4.2); 4502 echoes HTTP 502.
 CLOSE_REFUSED = 4502
@@ -56,9 +56,9 @@ def why(exc: Exception) -> str:
 class TunnelHandlers:
     """Connects tunnels to the app containers' addresses on the app network."""
 
-    def __init__(self, client: aiodocker.Docker, network: str | None = None,
+    def __init__(self, engine: Engine, network: str | None = None,
                  connect_timeout: float = CONNECT_TIMEOUT_S, instance: str | None = None) -> None:
-        self.client = client
+        self.engine = engine
         self.instance = instance  # only this haloyd's containers
         self.network = network
         self.connect_timeout = connect_timeout
@@ -67,9 +67,9 @@ class TunnelHandlers:
         app = check_app(websocket.path_params["app"])
         port = parse_port(websocket.query_params.get("port"))
         wanted = websocket.query_params.get("container") or None
-        container = (await app_containers(self.client, app, wanted, False, running=True,
+        container = (await app_containers(self.engine, app, wanted, False, running=True,
                                           instance=self.instance))[0]
-        address = network_address(await container.show(), self.network)
+        address = network_address(container, self.network)
         if address is None:
             raise ApiProblem(409, f"container {container.id[:12]} has no network address",
                              hint="the app's containers must be on the haloy network")
