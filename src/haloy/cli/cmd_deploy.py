@@ -9,7 +9,7 @@ import click
 from haloy.cli.deploy_flow import run_deploy
 from haloy.cli.main import cli
 from haloy.cli.target_options import environ, select_targets, target_options
-from haloy.config.app import DEFAULT_DEADLINE_S
+from haloy.wire.api import DEFAULT_DEADLINE_S
 
 
 @cli.command("deploy")

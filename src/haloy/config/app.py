@@ -38,9 +38,6 @@ DEFAULT_HEALTH_CHECK_PATH = "/"
 DEFAULT_REPLICAS = 1
 DEFAULT_MIN_READY_SECONDS = 0
 DEFAULT_HISTORY_COUNT = 6
-# A deploy whose new replicas are not healthy this long after the image is present fails
-# (`haloy deploy --deadline`, the deploy request's deadlineSeconds).
-DEFAULT_DEADLINE_S = 300.0
 DEFAULT_PLATFORM = "linux/amd64"
 DEFAULT_PULL_POLICY: PullPolicy = "always"
 DEFAULT_TAG = "latest"

@@ -11,16 +11,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from haloy.config.app import (
-    DEFAULT_DEADLINE_S,
-    DEFAULT_HEALTH_CHECK_PATH,
-    DEFAULT_HISTORY_COUNT,
-    DEFAULT_PORT,
-)
+from haloy.config.app import DEFAULT_HEALTH_CHECK_PATH, DEFAULT_HISTORY_COUNT, DEFAULT_PORT
 from haloy.config.app_models import DeploymentStrategy, NamingStrategy, PullPolicy
 from haloy.runtime.containers import ContainerSpec
 from haloy.runtime.label_origin import OWN_LABELS, own_list
 from haloy.runtime.labels import AppLabels, Domain, encode
+from haloy.wire.api import DEFAULT_DEADLINE_S
 
 REPLICA_ENV = "HALOY_REPLICA_ID"
 REPLICA_LABEL = "dev.haloy.replica"

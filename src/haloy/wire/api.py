@@ -185,6 +185,9 @@ class LayerStored(Schema):
 # Bounds that keep one request from asking the server for something absurd.
 MAX_REPLICAS = 100
 MAX_DEADLINE_S = 3600.0
+# A deploy whose new replicas are not healthy this long after the image is present fails
+# (`haloy deploy --deadline`, the deploy request's deadlineSeconds).
+DEFAULT_DEADLINE_S = 300.0
 
 
 class DomainIn(Schema):
@@ -221,7 +224,7 @@ class DeployRequest(Schema):
     pull_policy: Literal["always", "if_missing", "never"] = "if_missing"
     history_count: int = Field(6, ge=1, le=1000)
     deadline_seconds: float = Field(
-        300.0, gt=0, le=MAX_DEADLINE_S, description="Health deadline; excludes image transfer"
+        DEFAULT_DEADLINE_S, gt=0, le=MAX_DEADLINE_S, description="Health deadline; excludes image transfer"
     )
     config: dict[str, Any] = Field({}, description="The client's config with secret references")
     registry: RegistryLogin | None = None
