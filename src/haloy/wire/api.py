@@ -224,7 +224,8 @@ class DeployRequest(Schema):
     pull_policy: Literal["always", "if_missing", "never"] = "if_missing"
     history_count: int = Field(6, ge=1, le=1000)
     deadline_seconds: float = Field(
-        DEFAULT_DEADLINE_S, gt=0, le=MAX_DEADLINE_S, description="Health deadline; excludes image transfer"
+        DEFAULT_DEADLINE_S, gt=0, le=MAX_DEADLINE_S,
+        description="Health deadline; excludes image transfer",
     )
     config: dict[str, Any] = Field({}, description="The client's config with secret references")
     registry: RegistryLogin | None = None
