@@ -114,7 +114,7 @@ def test_trusted_proxies_reach_the_route_snapshot(tmp_path: Path) -> None:
 
     config = load_daemon_config(write(tmp_path, "proxy:\n  trusted_proxies: [10.0.0.0/8]\n"))
     assert config.proxy.trusted_proxies == ("10.0.0.0/8",)
-    snapshot = build_routes([], lambda _: True, extras=service_extras(config)).snapshot
+    snapshot = build_routes([], lambda _: True, extras=service_extras(config, "a-token")).snapshot
     assert snapshot.trusted_proxies == ("10.0.0.0/8",)
 
 
