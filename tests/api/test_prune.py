@@ -18,12 +18,12 @@ from haloy.daemon.api.prune import (
     NOT_IN_HISTORY,
     AppHistory,
     LocalImage,
-    PrunedImage,
     app_history,
     confirmed,
     managed_tag,
     plan_prune,
 )
+from haloy.daemon.api.schemas import PrunedImage
 from haloy.store import Deployment, Status
 from tests.api.conftest import StartApi, start_api
 from tests.fixtures.docker import TEST_IMAGE, TEST_LABEL, docker_cli

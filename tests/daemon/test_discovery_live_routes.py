@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -46,7 +47,7 @@ async def running(paths: Paths, network: str) -> AsyncIterator[Haloyd]:
 
 async def test_replace_deploy_through_live_route_control(
     test_image: str, docker_network: str, docker_cleanup: str,
-    proxy_factory: Callable[..., ProxyProcess], tmp_path,
+    proxy_factory: Callable[..., ProxyProcess], tmp_path: Path,
 ) -> None:
     proxy = proxy_factory("--no-access-log", https=False, data_dir=tmp_path / "data")
     domains = (Domain("web.test"),)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,10 +34,13 @@ async def test_restart_keeps_routes_identical(
                 if sig == signal.SIGTERM:
                     assert code == 0, err
                     assert "shutting down" in err
-                pushes = stub.pushes
+
+                def pushed(_: dict[str, Any], before: int = stub.pushes) -> bool:
+                    return stub.pushes > before
+
                 await hd.spawn()
                 # The restarted haloyd pushes once it has rebuilt state from Docker alone.
-                await stub.wait_for(lambda s, n=pushes: stub.pushes > n)
+                await stub.wait_for(pushed)
                 assert (stub.config_hash, stub.generation) == (first_hash, first_generation)
                 on_disk = read_snapshot(paths.snapshot_file)
                 assert on_disk is not None and on_disk.config_hash == first_hash

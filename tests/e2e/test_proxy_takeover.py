@@ -65,9 +65,12 @@ async def test_takeovers_under_load_drop_nothing(
                     assert f"generation {n + 1} serves" in run.stdout, run.stdout
                 else:  # what `systemctl reload haloy-proxy` does
                     proxy.proc.send_signal(signal.SIGHUP)
+
+                    def taken_over(status: dict[str, Any], n: int = n) -> bool:
+                        return bool(status["supervisor"]["generation"] == n + 1)
+
                     await await_until("the SIGHUP takeover",
-                                      lambda: asyncio.to_thread(proxy.status),
-                                      lambda s, n=n: s["supervisor"]["generation"] == n + 1)
+                                      lambda: asyncio.to_thread(proxy.status), taken_over)
             await _more_requests(load, 100)
         record(f"proxy takeovers under load ({takeovers})", load.report)
         assert load.report.failures == [], load.report.describe_failures()
