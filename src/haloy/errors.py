@@ -17,7 +17,6 @@ Library code never calls `sys.exit`; the CLIs pick the exit code from `exit_code
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 

@@ -12,6 +12,7 @@ from haloy.daemon.events import EventHub, EventLog
 from haloy.store import Status
 from haloy.wire.api import EventKind
 from tests.api.conftest import RunningApi, StartApi
+from tests.fixtures.polling import await_until
 
 
 async def test_log_replays_and_wakes_waiters() -> None:
@@ -127,10 +128,8 @@ async def test_many_readers_see_the_same_stream(api: RunningApi) -> None:
 
     readers = [asyncio.create_task(read()) for _ in range(3)]
     # Publish only once all three have replayed and wait on the log (bounded wait).
-    deadline = asyncio.get_running_loop().time() + 10
-    while log.waiters < 3:
-        assert asyncio.get_running_loop().time() < deadline, "readers never connected"
-        await asyncio.sleep(0.01)
+    await await_until("3 readers to wait", lambda: log.waiters, lambda n: n >= 3, timeout=10,
+                      interval=0.01)
     log.append(EventKind.SUCCEEDED, "done")
     assert await asyncio.gather(*readers) == [["step", "succeeded"]] * 3
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from haloy.daemon.api import ApiLimits
 from tests.api.conftest import TOKEN, RunningApi, StartApi
+from tests.fixtures.polling import await_until
 
 
 def digest_of(data: bytes) -> str:
@@ -127,15 +128,6 @@ async def test_disk_space_preflight_is_507(start_api: StartApi) -> None:
     assert stored_files(api.layers.root) == []
 
 
-async def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Wait (bounded) for a condition only the server can make true."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while not condition():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
 async def test_aborted_upload_leaves_nothing(api: RunningApi) -> None:
     data = os.urandom(2 * 1024 * 1024)
     host, port = api.url.removeprefix("http://").split(":")
@@ -147,7 +139,9 @@ async def test_aborted_upload_leaves_nothing(api: RunningApi) -> None:
     writer.write(head.encode() + data[: len(data) // 2])
     await writer.drain()
     tmp = api.layers.root / "tmp"
-    await wait_for(lambda: bool(stored_files(tmp)), "the upload to start")
+    await await_until("the upload to start", lambda: bool(stored_files(tmp)), timeout=10,
+                      interval=0.01)
     writer.close()
     await writer.wait_closed()
-    await wait_for(lambda: not stored_files(api.layers.root), "the partial layer to be removed")
+    await await_until("the partial layer to be removed",
+                      lambda: not stored_files(api.layers.root), timeout=10, interval=0.01)

@@ -17,7 +17,6 @@ import pytest
 from haloy.daemon.api.prune import (
     NOT_IN_HISTORY,
     AppHistory,
-    PrunedImage,
     app_history,
     confirmed,
     managed_tag,
@@ -25,6 +24,7 @@ from haloy.daemon.api.prune import (
 )
 from haloy.runtime.images import LocalImage
 from haloy.store import Deployment, Status
+from haloy.wire.api import PrunedImage
 from tests.api.conftest import StartApi, start_api
 from tests.fixtures.docker import TEST_IMAGE, TEST_LABEL, docker_cli
 

@@ -9,15 +9,11 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
-from haloy.config.paths import Paths
 from haloy.daemon.api.server_logs import LogRing
-from haloy.daemon.api_token import read_token
 from tests.cli.test_status import cli_env, run_haloy
-from tests.daemon.test_services import haloyd, init_env, until
-from tests.fixtures.pebble import free_port
+from tests.fixtures.haloyd_server import HaloydServer, serving
 from tests.fixtures.proxy import ProxyProcess
 
 
@@ -80,17 +76,10 @@ async def test_server_logs_of_a_real_haloyd(
     tmp_path: Path, test_image: str, docker_network: str,
     proxy_factory: Callable[..., ProxyProcess],
 ) -> None:
-    api_port = free_port()
-    h = init_env(tmp_path, docker_network, ("api.listen", f"127.0.0.1:{api_port}"),
-                 ("proxy.https_listen", "off"))
-    token = read_token(Paths(h.config_dir, h.data_dir).env_file)
-    proxy_factory("--no-access-log", https=False, data_dir=h.data_dir)
-    base = f"http://127.0.0.1:{api_port}"
-    auth = {"Authorization": f"Bearer {token}"}
-    async with haloyd(h), httpx.AsyncClient(base_url=base, headers=auth, timeout=10,
-                                            trust_env=False) as client:
-        await until(lambda: client.get("/health"),
-                    lambda r: isinstance(r, httpx.Response) and r.status_code == 200)
+    hd = HaloydServer.under(tmp_path, docker_network)
+    async with serving(hd, init_args=("--api-domain", "api.svc.test"),
+                       config={"proxy.https_listen": "off"}, proxy_factory=proxy_factory):
+        client, base, token = hd.client, hd.url, hd.token
         caps = (await client.get("/v1/version")).json()["capabilities"]
         assert {"registries", "images.prune", "server.logs"} <= set(caps)
         assert (await client.get("/v1/registries")).json() == {"registries": []}

@@ -17,6 +17,7 @@ from haloy.daemon.api.tunnel import CLOSE_REFUSED, TunnelHandlers, close_reason,
 from haloy.runtime.docker import DockerRuntime
 from tests.api.conftest import TOKEN, RunningApi, StartApi
 from tests.fixtures.docker import TEST_IMAGE, TEST_LABEL, docker_cli, run_app
+from tests.fixtures.polling import await_until
 
 pytestmark = pytest.mark.docker
 
@@ -77,14 +78,17 @@ async def test_http_request_through_the_tunnel(
     app = f"tun{uuid.uuid4().hex[:8]}"
     run_app(f"{test_image}:v1", docker_network, docker_cleanup, app=app)
     # busybox httpd answers HTTP/1.0 and closes: a real request, a real answer, then EOF.
-    for _ in range(100):  # readiness: httpd may not listen yet right after `docker run -d`
+
+    async def request() -> bytes:
         async with open_ws(tunnel_api, app, "port=8080") as ws:
             answer = await exchange(ws, b"GET / HTTP/1.0\r\nHost: t\r\n\r\n")
             if answer:
                 await ws.wait_closed()
                 assert ws.close_code == 1000
-                break
-        await asyncio.sleep(0.05)
+        return answer
+
+    # readiness: httpd may not listen yet right after `docker run -d`
+    answer = await await_until("httpd to answer through the tunnel", request)
     assert answer.startswith(b"HTTP/1.") and b"haloy-test-app v1" in answer
 
 
@@ -97,17 +101,18 @@ async def test_echo_half_close_and_a_big_transfer(
                "--label", f"{TEST_LABEL}={docker_cleanup}",
                f"{TEST_IMAGE}:v1", "nc", "-ll", "-p", "9000", "-e", "/bin/busybox", "cat")
     payload = os.urandom(3 * 1024 * 1024 + 17)
-    for _ in range(100):  # readiness: the listener refuses until nc runs
+
+    async def echoed() -> bool:
         try:
             async with open_ws(tunnel_api, app, "port=9000") as ws:
                 # cat echoes everything and exits on our EOF, which ends the other direction.
                 assert await exchange(ws, payload) == payload
-                break
+                return True
         except ConnectionClosed as exc:
             assert exc.rcvd is not None and exc.rcvd.code == CLOSE_REFUSED
-            await asyncio.sleep(0.05)
-    else:
-        pytest.fail("the echo server never listened")
+            return False
+
+    await await_until("the echo server to listen", echoed)  # it refuses until nc runs
 
 
 async def test_refusals(
@@ -153,21 +158,24 @@ async def test_client_gone_after_its_eof_ends_a_silent_tunnel(
                "--label", "dev.haloy.deployment-id=01A",
                "--label", f"{TEST_LABEL}={docker_cleanup}",
                f"{TEST_IMAGE}:v1", "nc", "-ll", "-p", "9000", "-e", "/bin/sleep", "600")
-    for _ in range(100):  # readiness: the listener refuses until nc runs
+
+    async def connected() -> ClientConnection | None:
         ws = await open_ws(tunnel_api, app, "port=9000")
         await ws.send(b"hello")
         await ws.send(b"")  # our end of stream; the container never answers
         try:
             await asyncio.wait_for(ws.recv(), 0.2)  # refused: closed at once with 4502
         except TimeoutError:
-            break  # connected: nothing comes back
+            return ws  # connected: nothing comes back
         except ConnectionClosed as exc:
             assert exc.rcvd is not None and exc.rcvd.code == CLOSE_REFUSED
-            await asyncio.sleep(0.05)
-    else:
-        pytest.fail("the silent server never listened")
+        return None
+
+    # readiness: the listener refuses until nc runs
+    ws = await await_until("the silent server to listen", connected)
+    assert ws is not None
     assert pumps()
     ws.transport.abort()  # the client vanishes without a close frame
-    async with asyncio.timeout(10):  # the server notices and drops the container connection
-        while pumps():
-            await asyncio.sleep(0.02)
+    # The server notices and drops the container connection.
+    await await_until("the tunnel's pumps to end", pumps, lambda alive: not alive, timeout=10,
+                      interval=0.02)

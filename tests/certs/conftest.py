@@ -12,6 +12,7 @@ import pytest
 import uvicorn
 
 from haloy.certs.challenges import ChallengeApp, ChallengeStore
+from tests.fixtures.polling import await_until
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,14 @@ async def serve_challenges(
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:  # readiness flag set once the socket listens
+
+    def started() -> bool:
         if task.done():
             task.result()
             raise RuntimeError("challenge server exited before listening")
-        await asyncio.sleep(0.01)
+        return bool(server.started)  # readiness flag set once the socket listens
+
+    await await_until("the challenge server to listen", started, interval=0.01)
     bound = int(server.servers[0].sockets[0].getsockname()[1])
     try:
         yield ChallengeServer(store, bound)

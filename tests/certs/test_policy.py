@@ -13,7 +13,6 @@ from haloy.certs.policy import (
     RATE_LIMIT_FLOOR,
     RenewalWindow,
     needs_certificate,
-    renewal_due_at,
 )
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -39,12 +38,16 @@ def test_needs_certificate(
     assert needs_certificate(not_after, NOW, ari) is expected
 
 
-def test_renewal_due_at_prefers_earlier_ari_start() -> None:
-    assert renewal_due_at(NOW + 90 * DAY) == NOW + 60 * DAY
-    assert renewal_due_at(NOW + 90 * DAY, RenewalWindow(NOW, NOW + DAY)) == NOW
-    assert renewal_due_at(NOW + 90 * DAY, RenewalWindow(NOW + 80 * DAY, NOW + 81 * DAY)) == (
-        NOW + 60 * DAY
-    )
+def test_renewal_is_due_at_the_earlier_of_ari_start_and_30_days_out() -> None:
+    # Due: not yet a second before, due a second after (exactly 30 days left is "not yet").
+    second = dt.timedelta(seconds=1)
+    for ari, due in (
+        (None, NOW + 60 * DAY),
+        (RenewalWindow(NOW, NOW + DAY), NOW),
+        (RenewalWindow(NOW + 80 * DAY, NOW + 81 * DAY), NOW + 60 * DAY),
+    ):
+        assert not needs_certificate(NOW + 90 * DAY, due - second, ari), (ari, due)
+        assert needs_certificate(NOW + 90 * DAY, due + second, ari), (ari, due)
 
 
 def test_backoff_is_exponential_and_capped() -> None:

@@ -23,6 +23,7 @@ from haloy.errors import ApiError
 from haloy.wire.api import EventKind
 from tests.api.conftest import TOKEN, RunningApi, StartApi, api, start_api
 from tests.fixtures.docker import TEST_IMAGE, docker_cli
+from tests.fixtures.polling import await_until
 
 __all__ = ["api", "start_api"]  # fixtures used by this module
 
@@ -108,8 +109,8 @@ async def test_events_follow_to_the_terminal_event(api: RunningApi) -> None:
     log.append(EventKind.INFO, "accepted")
 
     async def later() -> None:
-        while log.waiters == 0:  # the client is following: append the rest live
-            await asyncio.sleep(0.01)
+        # The client is following: append the rest live.
+        await await_until("the client to follow", lambda: log.waiters, interval=0.01)
         log.append(EventKind.STEP, "start new 1")
         log.append(EventKind.FAILED, "boom", {"logs": ["line 1"]})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HALOY_CLIENT_CONFIG_DIR", str(tmp_path / "user"))
 
 
-def write(tmp_path: Path, data: dict[str, object]) -> Path:
+def write(tmp_path: Path, data: Mapping[str, object]) -> Path:
     path = tmp_path / "haloy.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

@@ -78,8 +78,8 @@ async def test_deploy_uploads_only_to_the_server_on_another_engine(
             res = await run_haloy("deploy", "-c", str(cfg), "--all", env=env, timeout=240)
             assert res.code == 0, res.out + res.err
             assert uploads(res.out) == {"there": 2}  # the test image's layer and the RUN one
-            for server, host in ((here, "here.test"), (there, "there.test")):
-                resp = await get_through_proxy(server, host, "/two.html")
+            for server, domain in ((here, "here.test"), (there, "there.test")):
+                resp = await get_through_proxy(server, domain, "/two.html")
                 assert resp.status_code == 200 and "built-for-two-engines" in resp.text
             # A new version changes one layer: only that one goes, and only to "there".
             (project / "app" / "Dockerfile").write_text(

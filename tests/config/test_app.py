@@ -259,7 +259,7 @@ def test_any_document_loads_or_fails_with_a_config_error(data: Any) -> None:
     for fmt in ("yaml", "json"):
         text = json.dumps(data) if fmt == "json" else yaml.safe_dump(data)
         try:
-            app_config_from_document(parse_text(text, Path(f"h.{fmt}"), fmt))  # type: ignore[arg-type]
+            app_config_from_document(parse_text(text, Path(f"h.{fmt}"), fmt))
         except ConfigError as err:
             assert err.problems
             assert all(p.startswith(f"h.{fmt}:") for p in err.problems)

@@ -14,6 +14,7 @@ from unittest import mock
 
 from haloy.daemon.main import main
 from tests.fixtures.docker import docker_cli
+from tests.fixtures.haloyd_server import haloyd_env
 
 BIN = Path(sys.executable).parent
 
@@ -62,7 +63,7 @@ def make_env(tmp_path: Path) -> HaloydEnv:
     """A layout under tmp_path; HALOY_* from the outer environment do not leak in."""
     config_dir, data_dir = tmp_path / "etc", tmp_path / "var"
     network = f"haloy-init-{uuid.uuid4().hex[:10]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HALOY_")}
+    env = haloyd_env()
     env.update(
         HALOY_CONFIG_DIR=str(config_dir),
         HALOY_DATA_DIR=str(data_dir),

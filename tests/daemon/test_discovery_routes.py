@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from haloy.daemon.discovery import build_inventory
-from haloy.daemon.route_builder import Controls, Extras, Replica, build_routes
+from haloy.daemon.route_builder import BuildResult, Controls, Extras, Replica, build_routes
 from haloy.runtime.docker import ContainerSummary
 from haloy.runtime.labels import AppLabels, Domain
 
@@ -20,7 +20,7 @@ def rep(
     return Replica(cid, f"{app}-{cid}", AppLabels(app, dep, tuple(domains), port), f"10.0.0.{cid}")
 
 
-def backends(result, domain: str) -> list[tuple[str, str]]:
+def backends(result: BuildResult, domain: str) -> list[tuple[str, str]]:
     [route] = [r for r in result.snapshot.routes if r.domain == domain]
     return [(b.address, b.state) for b in route.backends]
 

@@ -17,8 +17,9 @@ import pytest
 
 from haloy.config.paths import Paths
 from haloy.wire.control import send_control
-from tests.daemon.test_serve import start_haloyd, stop
 from tests.fixtures.docker import container_ip, docker_cli, run_app
+from tests.fixtures.haloyd_server import FAST_HEALTH, HaloydServer, serving
+from tests.fixtures.polling import await_until
 from tests.fixtures.proxy import ProxyProcess
 
 pytestmark = pytest.mark.docker
@@ -29,15 +30,11 @@ async def proxy_hash(paths: Paths) -> str:
 
 
 async def wait_served(port: int, host: str, want: str, timeout: float = 20.0) -> None:
-    async with httpx.AsyncClient(timeout=2, trust_env=False) as client, asyncio.timeout(timeout):
-        while True:
-            try:
-                r = await client.get(f"http://127.0.0.1:{port}/", headers={"Host": host})
-                if r.status_code == 200 and r.text == want:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.02)
+    async with httpx.AsyncClient(timeout=2, trust_env=False) as client:
+        await await_until(f"{host} to serve {want!r}",
+                          lambda: client.get(f"http://127.0.0.1:{port}/", headers={"Host": host}),
+                          lambda r: r.status_code == 200 and r.text == want,
+                          timeout=timeout, interval=0.02, ignoring=(httpx.HTTPError,))
 
 
 @dataclass
@@ -67,6 +64,12 @@ class Load:
                     self.failed.append(f"{epoch}: {exc!r}")
                 await asyncio.sleep(0.002)
 
+    async def more(self, n: int) -> None:
+        """Wait until `n` more requests were answered."""
+        target = self.ok + n
+        await await_until(f"{n} more answers", lambda: self.ok >= target, timeout=20,
+                          interval=0.01)
+
 
 async def test_routed_through_proxy_then_restarts_and_kill_under_load(
     tmp_path: Path, test_image: str, docker_network: str, docker_cleanup: str,
@@ -74,8 +77,8 @@ async def test_routed_through_proxy_then_restarts_and_kill_under_load(
 ) -> None:
     proxy = proxy_factory("--no-access-log", https=False, data_dir=tmp_path / "data")
     paths, port = proxy.paths, proxy.http_port
-    daemon = await start_haloyd(paths, docker_network)
-    try:
+    hd = HaloydServer(paths, docker_network, tmp_path, serve_args=FAST_HEALTH, proxy=proxy)
+    async with serving(hd, init=False):
         a = run_app(f"{test_image}:v1", docker_network, docker_cleanup, domain="web.test",
                     extra={"dev.haloy.domain.0.alias.0": "www.web.test"})
         await wait_served(port, "web.test", "haloy-test-app v1\n")
@@ -89,14 +92,13 @@ async def test_routed_through_proxy_then_restarts_and_kill_under_load(
         b = run_app(f"{test_image}:v1", docker_network, docker_cleanup, domain="web.test")
         ip_b = container_ip(b, docker_network)
 
-        async def both_routed() -> bool:
+        async def addresses() -> list[str]:
             status = await send_control(paths.control_socket, {"op": "status"})
             [route] = [r for r in status["routes"] if r["domain"] == "web.test"]
-            return len(route["backends"]) == 2
+            return [x["address"] for x in route["backends"]]
 
-        async with asyncio.timeout(20):
-            while not await both_routed():
-                await asyncio.sleep(0.05)
+        await await_until("both replicas routed", addresses, lambda got: len(got) == 2,
+                          timeout=20)
 
         load = Load(port, "web.test")
         loader = asyncio.create_task(load.run())
@@ -104,35 +106,21 @@ async def test_routed_through_proxy_then_restarts_and_kill_under_load(
             # haloyd restarts never touch the proxy's routes: zero failed requests.
             before = await proxy_hash(paths)
             for sig in (signal.SIGTERM, signal.SIGKILL):
-                await stop(daemon, sig)
-                daemon = await start_haloyd(paths, docker_network)
-                served = load.ok
-                async with asyncio.timeout(20):
-                    while load.ok < served + 50:
-                        await asyncio.sleep(0.01)
+                await hd.stop(sig)
+                await hd.spawn()
+                await load.more(50)
                 assert await proxy_hash(paths) == before
             assert load.failed == []
 
             # Kill one replica: it leaves rotation on the event; the other keeps serving.
             docker_cli("kill", a)
-            async with asyncio.timeout(20):
-                while True:
-                    status = await send_control(paths.control_socket, {"op": "status"})
-                    [route] = [r for r in status["routes"] if r["domain"] == "web.test"]
-                    if [x["address"] for x in route["backends"]] == [ip_b]:
-                        break
-                    await asyncio.sleep(0.01)
+            await await_until("the killed replica to leave rotation", addresses,
+                              lambda got: got == [ip_b], timeout=20, interval=0.01)
             load.epoch = 1
-            served = load.ok
-            async with asyncio.timeout(20):
-                while load.ok < served + 100:
-                    await asyncio.sleep(0.01)
+            await load.more(100)
             # A request already in flight to the killed replica may fail; none sent after
             # the route changed may.
             assert [f for f in load.failed if f.startswith("1:")] == []
         finally:
             load.running = False
             await loader
-    finally:
-        if daemon.returncode is None:
-            await stop(daemon, signal.SIGTERM)

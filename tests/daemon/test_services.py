@@ -7,86 +7,36 @@ the proxy serves it over HTTPS.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import os
-import signal
-import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from haloy.certs.store import CertStore
-from haloy.config.daemon import LETSENCRYPT_PRODUCTION, DaemonConfig, load_daemon_config
+from haloy.config.daemon import LETSENCRYPT_PRODUCTION, DaemonConfig
 from haloy.config.paths import Paths
-from haloy.daemon.api_token import forward_key, read_token
+from haloy.daemon.api_token import forward_key
 from haloy.daemon.serve_tasks import Listen, acme_requested, listener_extras, tls_hosts
 from haloy.wire.snapshot import Route, Snapshot
 from tests.certs.tls_peer import connect
-from tests.daemon.haloyd_env import HaloydEnv
 from tests.fixtures.docker import run_app
-from tests.fixtures.pebble import Pebble, free_port
+from tests.fixtures.haloyd_server import FAST_HEALTH, HaloydServer, serving
+from tests.fixtures.pebble import Pebble
+from tests.fixtures.polling import await_until
 from tests.fixtures.proxy import ProxyProcess
 
 API_DOMAIN = "api.svc.test"
+INIT_ARGS = ("--api-domain", API_DOMAIN)
+NOT_YET = (httpx.HTTPError, OSError)  # a server still starting: connection refused or reset
 
 
-def init_env(tmp_path: Path, network: str, *settings: tuple[str, str]) -> HaloydEnv:
-    """`haloyd init` in a temp layout, then `haloyd config set` each (key, value)."""
-    config_dir, data_dir = tmp_path / "etc", tmp_path / "var"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HALOY_")}
-    env.update(HALOY_CONFIG_DIR=str(config_dir), HALOY_DATA_DIR=str(data_dir),
-               HALOY_NETWORK_NAME=network)
-    h = HaloydEnv(config_dir, data_dir, network, env)
-    done = h.run_script("init", "--api-domain", API_DOMAIN)
-    assert done.returncode == 0, done.stderr
-    # Edited as YAML (one `haloyd config set` process per key costs seconds), then validated.
-    config_file = config_dir / "haloyd.yaml"
-    data = yaml.safe_load(config_file.read_text())
-    for key, value in settings:
-        section, field = key.split(".")
-        data.setdefault(section, {})[field] = value
-    config_file.write_text(yaml.safe_dump(data))
-    load_daemon_config(config_file)
-    return h
-
-
-@asynccontextmanager
-async def haloyd(h: HaloydEnv, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`haloyd serve` as a subprocess (fast health checks); SIGTERM at exit."""
-    log = open(h.data_dir / "haloyd.log", "wb")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from haloy.daemon.main import main; main()", "serve",
-        "--config-dir", str(h.config_dir), "--data-dir", str(h.data_dir),
-        "--network-name", h.network, "--health-interval", "0.2", "--health-fall", "2",
-        "--health-rise", "1", "--health-timeout", "1", *args,
-        stderr=log, env=h.env,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(20):
-                await proc.wait()
-        log.close()
-
-
-async def until(get: Callable[[], object], ok: Callable[[object], bool], timeout: float = 30):
-    """Poll an async getter until `ok(result)`; transport errors count as not yet."""
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                result = await get()  # type: ignore[misc]
-                if ok(result):
-                    return result
-            except (httpx.HTTPError, OSError):
-                pass
-            await asyncio.sleep(0.05)
+def server(tmp_path: Path, network: str) -> HaloydServer:
+    """A haloyd with ACME as configured, logging (haloyd-<n>.log) to `tmp_path`."""
+    return HaloydServer(Paths(tmp_path / "etc", tmp_path / "var"), network, tmp_path,
+                        serve_args=FAST_HEALTH, acme=True)
 
 
 # -- pure parts ------------------------------------------------------------------------------
@@ -127,25 +77,29 @@ async def test_api_through_proxy_and_apps_listing(
     tmp_path: Path, test_image: str, docker_network: str, docker_cleanup: str,
     proxy_factory: Callable[..., ProxyProcess],
 ) -> None:
-    api_port = free_port()
-    h = init_env(tmp_path, docker_network, ("api.listen", f"127.0.0.1:{api_port}"),
-                 ("proxy.https_listen", "off"))
-    token = read_token(Paths(h.config_dir, h.data_dir).env_file)
-    proxy = proxy_factory("--no-access-log", https=False, data_dir=h.data_dir)
-    async with haloyd(h), httpx.AsyncClient(timeout=5, trust_env=False) as client:
-        direct = f"http://127.0.0.1:{api_port}"
-        via = f"http://127.0.0.1:{proxy.http_port}"
+    hd = server(tmp_path, docker_network)
+    async with (
+        serving(hd, init_args=INIT_ARGS, config={"proxy.https_listen": "off"},
+                proxy_factory=proxy_factory),
+        httpx.AsyncClient(timeout=5, trust_env=False) as client,
+    ):
+        assert hd.proxy is not None
+        token, data_dir = hd.token, hd.paths.data_dir
+        direct = hd.url
+        via = f"http://127.0.0.1:{hd.proxy.http_port}"
 
         async def health(base: str, host: str | None = None) -> httpx.Response:
             headers = {"Host": host} if host else {}
             return await client.get(f"{base}/health", headers=headers)
 
-        def healthy(r: object) -> bool:
-            return isinstance(r, httpx.Response) and r.status_code == 200
+        def healthy(r: httpx.Response) -> bool:
+            return r.status_code == 200
 
-        await until(lambda: health(direct), healthy)
-        await until(lambda: health(via, "localhost"), healthy)
-        await until(lambda: health(via, API_DOMAIN), healthy)
+        await await_until("the API", lambda: health(direct), healthy, ignoring=NOT_YET)
+        await await_until("the API via localhost", lambda: health(via, "localhost"), healthy,
+                          ignoring=NOT_YET)
+        await await_until("the API via its domain", lambda: health(via, API_DOMAIN), healthy,
+                          ignoring=NOT_YET)
         unknown = await health(via, "nobody.test")
         assert unknown.status_code == 404
 
@@ -158,19 +112,17 @@ async def test_api_through_proxy_and_apps_listing(
         async def apps() -> httpx.Response:
             return await client.get(f"{via}/v1/apps", headers=auth)
 
-        def lists_svc(r: object) -> bool:
-            return (isinstance(r, httpx.Response) and r.status_code == 200
-                    and any(a["name"] == "svc" for a in r.json()["apps"]))
+        def lists_svc(r: httpx.Response) -> bool:
+            return r.status_code == 200 and any(a["name"] == "svc" for a in r.json()["apps"])
 
-        await until(apps, lists_svc)
-        served = await until(
-            lambda: client.get(f"{via}/", headers={"Host": "svc.test"}),
-            lambda r: isinstance(r, httpx.Response) and r.status_code == 200,
-        )
-        assert served.text == "haloy-test-app v1\n"  # type: ignore[attr-defined]
+        await await_until("svc in /v1/apps", apps, lists_svc, ignoring=NOT_YET)
+        served = await await_until("svc through the proxy",
+                                   lambda: client.get(f"{via}/", headers={"Host": "svc.test"}),
+                                   healthy, ignoring=NOT_YET)
+        assert served.text == "haloy-test-app v1\n"
         # No ACME configured: nothing was requested, the certs dir holds no certificate.
-        assert CertStore(h.data_dir / "certs").all() == []
-    assert "ACME off" in (h.data_dir / "haloyd.log").read_text()
+        assert CertStore(data_dir / "certs").all() == []
+    assert "ACME off" in hd.log(tail=None)
 
 
 @pytest.mark.docker
@@ -179,48 +131,46 @@ async def test_acme_certificate_through_proxy(
     tmp_path: Path, test_image: str, docker_network: str, docker_cleanup: str,
     proxy_factory: Callable[..., ProxyProcess], pebble: Pebble,
 ) -> None:
-    api_port = free_port()
-    h = init_env(
-        tmp_path, docker_network, ("api.listen", f"127.0.0.1:{api_port}"),
-        ("proxy.https_listen", "127.0.0.1:8443"),  # any non-off value: routes get `tls`
-        ("acme.directory_url", pebble.directory_url), ("acme.ca_bundle", str(pebble.ca_bundle)),
-    )
-    proxy = proxy_factory("--no-access-log", "--http-listen", f"127.0.0.1:{pebble.http_port}",
-                          data_dir=h.data_dir)
-    assert proxy.https_port
+    config = {
+        "proxy.https_listen": "127.0.0.1:8443",  # any non-off value: routes get `tls`
+        "acme.directory_url": pebble.directory_url, "acme.ca_bundle": str(pebble.ca_bundle),
+    }
     run_app(f"{test_image}:v1", docker_network, docker_cleanup, app="tlsapp",
             domain="tlsapp.test")
-    certs = CertStore(h.data_dir / "certs")
-    async with haloyd(h):
-        async def issued() -> object:
-            return certs.read("tlsapp.test")
+    hd = server(tmp_path, docker_network)
+    async with serving(hd, init_args=INIT_ARGS, config=config, proxy_factory=proxy_factory,
+                       proxy_args=("--http-listen", f"127.0.0.1:{pebble.http_port}"),
+                       proxy_https=True):
+        proxy = hd.proxy
+        assert proxy is not None and proxy.https_port
+        https_port = proxy.https_port
+        certs = CertStore(hd.paths.data_dir / "certs")
 
-        await until(issued, lambda c: c is not None, timeout=60)
+        await await_until("a certificate for tlsapp.test", lambda: certs.read("tlsapp.test"),
+                          lambda c: c is not None, timeout=60, ignoring=NOT_YET)
 
         async def names() -> object:
-            client = await connect(proxy.https_port, "tlsapp.test", cafile=pebble.root_file)
+            client = await connect(https_port, "tlsapp.test", cafile=pebble.root_file)
             try:
                 return client.info.names
             finally:
                 await client.close()
 
         # The proxy serves it once haloyd's reload_certs arrived.
-        await until(names, lambda n: n == ("tlsapp.test",), timeout=30)
+        await await_until("the proxy to serve it", names, lambda n: n == ("tlsapp.test",),
+                          timeout=30, ignoring=NOT_YET)
 
-        async def status() -> object:
-            return proxy.status()
+        def tls_route(s: dict[str, Any]) -> bool:
+            return any(r["domain"] == "tlsapp.test" for r in s["routes"])
 
-        def tls_route(s: object) -> bool:
-            routes = s["routes"] if isinstance(s, dict) else []
-            return any(r["domain"] == "tlsapp.test" for r in routes)
-
-        await until(status, tls_route)
+        await await_until("the route in the proxy", proxy.status, tls_route, ignoring=NOT_YET)
         # The route now redirects plain HTTP to HTTPS.
         async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
-            r = await until(
+            r = await await_until(
+                "a redirect to HTTPS",
                 lambda: client.get(f"http://127.0.0.1:{proxy.http_port}/",
                                    headers={"Host": "tlsapp.test"}),
-                lambda r: isinstance(r, httpx.Response) and r.status_code in (301, 308),
+                lambda r: r.status_code in (301, 308), ignoring=NOT_YET,
             )
-        assert "https://tlsapp.test" in r.headers["location"]  # type: ignore[attr-defined]
-    assert "certificate tlsapp.test: issued" in (h.data_dir / "haloyd.log").read_text()
+        assert "https://tlsapp.test" in r.headers["location"]
+    assert "certificate tlsapp.test: issued" in hd.log(tail=None)

@@ -17,7 +17,7 @@ import tarfile
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +31,7 @@ from tests.daemon.deployer_harness import HEALTH
 from tests.daemon.test_deployer_crash import events
 from tests.fixtures.docker import TEST_IMAGE, docker_cli, run_app
 from tests.fixtures.haloyd_server import HaloydServer, forget_app, serving
+from tests.fixtures.polling import await_until
 from tests.fixtures.proxy import ProxyProcess
 
 pytestmark = pytest.mark.docker
@@ -51,7 +52,7 @@ async def hd(
 
 
 @pytest.fixture
-def labelled_image() -> Callable[[dict[str, str]], str]:
+def labelled_image() -> Iterator[Callable[[dict[str, str]], str]]:
     """Build `haloy-test-app:<random>` FROM v1 with extra LABELs; removed after the test."""
     made: list[str] = []
 
@@ -64,7 +65,7 @@ def labelled_image() -> Callable[[dict[str, str]], str]:
         made.append(ref)
         return ref
 
-    yield build  # type: ignore[misc]
+    yield build
     for ref in made:
         docker_cli("rmi", "-f", ref, check=False)
 
@@ -101,13 +102,9 @@ async def warnings(hd: HaloydServer) -> list[str]:
 
 async def warned(hd: HaloydServer, *needles: str) -> list[str]:
     """Wait until one warning holds every needle; all warnings."""
-    found: list[str] = []
-    for _ in range(200):
-        found = await warnings(hd)
-        if any(all(n in w for n in needles) for w in found):
-            return found
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no warning with {needles} in {found}")
+    return await await_until(f"a warning with {needles}", lambda: warnings(hd),
+                             lambda found: any(all(n in w for n in needles) for w in found),
+                             timeout=20, interval=0.1)
 
 
 def unique(prefix: str) -> str:
@@ -236,12 +233,9 @@ async def test_abandoned_log_follows_do_not_wedge_haloyd(hd: HaloydServer) -> No
                                  asyncio.sleep(1.0))
         # Every engine connection the streams held is closed again (aiohttp also drops idle
         # keep-alive connections 15-30 s after their last use, so wait for that).
-        now = open_fds(hd.proc.pid)
-        for _ in range(450):
-            if now <= baseline + 2:
-                break
-            await asyncio.sleep(0.1)
-            now = open_fds(hd.proc.pid)
+        pid = hd.proc.pid
+        now = await await_until("haloyd's engine connections to close", lambda: open_fds(pid),
+                                lambda fds: fds <= baseline + 2, timeout=45, interval=0.1)
         print(f"haloyd fds: {baseline} before, {now} after {ABANDONED_FOLLOWS} abandoned follows")
         assert now <= baseline + 2, (baseline, now)
         # The engine still answers haloyd: a deploy (new containers routed) goes through.
@@ -566,10 +560,8 @@ async def test_uploaded_layers_no_kept_deployment_needs_are_pruned(
         # On a schedule too: haloyd prunes when it starts, then every hour.
         age(fresh)
         await hd.restart()
-        for _ in range(100):
-            if not (store / fresh.removeprefix("sha256:")).exists():
-                break
-            await asyncio.sleep(0.1)
+        await await_until("the scheduled prune", (store / fresh.removeprefix("sha256:")).exists,
+                          lambda exists: not exists, timeout=10, interval=0.1)
         assert not (store / fresh.removeprefix("sha256:")).exists()
         assert (store / needed.removeprefix("sha256:")).exists()
     finally:

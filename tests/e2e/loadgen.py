@@ -20,6 +20,8 @@ from types import TracebackType
 
 import httpx
 
+from tests.fixtures.polling import await_until
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -154,9 +156,8 @@ class LoadGen:
 
     async def wait_sent(self, count: int, timeout: float = 30.0) -> None:
         """Wait until `count` requests have completed (polls the report)."""
-        async with asyncio.timeout(timeout):
-            while self.report.sent < count:
-                await asyncio.sleep(0.02)
+        await await_until(f"{count} requests sent", lambda: self.report.sent >= count,
+                          timeout=timeout, interval=0.02)
 
     async def stop(self) -> LoadReport:
         """Stop issuing, let in-flight requests finish; returns the report."""

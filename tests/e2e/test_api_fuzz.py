@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.haloyd_proc import running_haloyd
 from tests.e2e.scale import record_counts, size
 from tests.fixtures.docker import PrivateDockerd
+from tests.fixtures.haloyd_server import running_haloyd
+from tests.fixtures.peers import peer_missing
 from tests.fixtures.proxy import ProxyProcess
 
 pytestmark = pytest.mark.docker
@@ -40,7 +41,7 @@ async def test_api_fuzzed_from_openapi_never_5xx(
     proxy_factory: Callable[..., ProxyProcess],
 ) -> None:
     if not SCHEMATHESIS.exists():
-        pytest.skip("schemathesis is not installed (pip install -e '.[dev]')")
+        peer_missing("schemathesis is not installed (pip install -e '.[dev]')")
     examples, seconds = int(size(15, 200)), int(size(40, 300))
     proxy = proxy_factory("--no-access-log", https=False, data_dir=tmp_path / "data")
     async with running_haloyd(tmp_path, proxy, f"hly-{docker_cleanup}", f"t{docker_cleanup}",

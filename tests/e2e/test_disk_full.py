@@ -10,7 +10,6 @@ serving under load, and a small upload afterwards succeeds.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import shutil
@@ -22,9 +21,11 @@ import pytest
 
 from haloy.daemon.api.layers import DEFAULT_MIN_FREE_BYTES
 from tests.daemon.deployer_harness import DOMAIN
-from tests.e2e.haloyd_proc import running_haloyd
 from tests.e2e.loadgen import LoadGen
 from tests.e2e.scale import record, size
+from tests.fixtures.haloyd_server import running_haloyd
+from tests.fixtures.peers import peer_missing
+from tests.fixtures.polling import await_until
 from tests.fixtures.proxy import ProxyProcess
 
 pytestmark = pytest.mark.docker
@@ -41,7 +42,7 @@ FILLER = "filler"  # another writer's file, not haloyd's
 def small_layers_disk(tmp_path: Path) -> Iterator[Path]:
     """A tmpfs of TMPFS_BYTES mounted where haloyd keeps uploaded layers."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        peer_missing("mounting a tmpfs for the layers dir needs root")
     layers = tmp_path / "data" / "layers"
     layers.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_BYTES}", "tmpfs", str(layers)],
@@ -66,9 +67,8 @@ async def _fill_mid_upload(data: bytes, layers: Path) -> AsyncIterator[bytes]:
     """Send one chunk; once haloyd writes the layer, fill the disk; then send the rest."""
     yield data[:MIB]
     tmp = layers / "tmp"
-    async with asyncio.timeout(30):
-        while not (tmp.is_dir() and any(tmp.iterdir())):  # the upload is being written
-            await asyncio.sleep(0.01)
+    await await_until("haloyd to write the upload",
+                      lambda: tmp.is_dir() and any(tmp.iterdir()), interval=0.01)
     free = shutil.disk_usage(layers).free
     fd = os.open(layers / FILLER, os.O_CREAT | os.O_WRONLY, 0o600)
     try:

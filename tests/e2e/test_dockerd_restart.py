@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.daemon.deployer_harness import DOMAIN
-from tests.e2e.haloyd_proc import running_haloyd
 from tests.e2e.loadgen import LoadGen
 from tests.e2e.scale import record, size
 from tests.fixtures.docker import PrivateDockerd
+from tests.fixtures.haloyd_server import running_haloyd
 from tests.fixtures.proxy import ProxyProcess
 
 pytestmark = pytest.mark.docker

@@ -6,7 +6,6 @@ this kills it one step later, when a new replica already serves and an old one i
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -64,9 +63,7 @@ async def test_sigkill_while_draining_under_load(
                          ).json()["deploymentId"]
                 assert [e async for e in events(c, again)][-1]["kind"] == "succeeded"
                 assert _running(app) == [again] * 3
-                seen = load.report.sent
-                while load.report.sent < seen + 20:  # the proxy serves the converged state
-                    await asyncio.sleep(0.05)
+                await load.wait_sent(load.report.sent + 20)  # the proxy serves the converged state
         record("haloyd SIGKILL while draining (3 replicas)", load.report)
         assert load.report.failures == [], load.report.describe_failures()
         assert {b.split()[-1] for b in load.report.bodies()} == {"v1", "v2"}

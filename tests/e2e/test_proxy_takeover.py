@@ -18,6 +18,7 @@ import websockets
 
 from tests.e2e.loadgen import LoadGen
 from tests.e2e.scale import record, size
+from tests.fixtures.polling import await_until
 from tests.fixtures.proxy import BIN, ProxyProcess
 from tests.proxy.http_peers import Backend, route, snapshot
 
@@ -37,19 +38,9 @@ async def _status(proxy: ProxyProcess) -> dict[str, Any]:
     return await asyncio.to_thread(proxy.status)
 
 
-async def _until(what: str, predicate: Callable[[], Any], timeout: float = 30.0) -> None:
-    """Poll a readiness signal (status, request counts) until it holds."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not await asyncio.to_thread(predicate):
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
-
-
 async def _more_requests(load: LoadGen, n: int) -> None:
     target = load.report.sent + n
-    await _until(f"{n} more requests", lambda: load.report.sent >= target)
+    await await_until(f"{n} more requests", lambda: load.report.sent >= target)
 
 
 async def test_takeovers_under_load_drop_nothing(
@@ -74,8 +65,12 @@ async def test_takeovers_under_load_drop_nothing(
                     assert f"generation {n + 1} serves" in run.stdout, run.stdout
                 else:  # what `systemctl reload haloy-proxy` does
                     proxy.proc.send_signal(signal.SIGHUP)
-                    await _until("the SIGHUP takeover", lambda n=n: proxy.status()
-                                 ["supervisor"]["generation"] == n + 1)
+
+                    def taken_over(status: dict[str, Any], n: int = n) -> bool:
+                        return bool(status["supervisor"]["generation"] == n + 1)
+
+                    await await_until("the SIGHUP takeover",
+                                      lambda: asyncio.to_thread(proxy.status), taken_over)
             await _more_requests(load, 100)
         record(f"proxy takeovers under load ({takeovers})", load.report)
         assert load.report.failures == [], load.report.describe_failures()
@@ -83,8 +78,8 @@ async def test_takeovers_under_load_drop_nothing(
         assert status["supervisor"]["generation"] == takeovers
         # The new generation serves the same routes, read from the snapshot file.
         assert status["config_hash"] == first["config_hash"]
-        await _until("the old workers to exit",
-                     lambda: proxy.status()["supervisor"]["draining_workers"] == 0)
+        await await_until("the old workers to exit", lambda: asyncio.to_thread(proxy.status),
+                          lambda s: s["supervisor"]["draining_workers"] == 0)
     assert proxy.stop() == 0
 
 

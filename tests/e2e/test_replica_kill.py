@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from tests.daemon.deployer_harness import DOMAIN
-from tests.e2e.haloyd_proc import Haloyd, crash, running_haloyd
 from tests.e2e.loadgen import LoadGen
 from tests.e2e.scale import record, size
+from tests.fixtures.haloyd_server import HaloydServer, running_haloyd
+from tests.fixtures.polling import await_until
 from tests.fixtures.proxy import ProxyProcess
 
 pytestmark = pytest.mark.docker
@@ -26,24 +27,22 @@ pytestmark = pytest.mark.docker
 KEEPALIVE, FRESH = 2, 1
 
 
-def _address(hd: Haloyd, cid: str) -> str:
+def _address(hd: HaloydServer, cid: str) -> str:
     return hd.docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
                      cid)
 
 
-async def _left_rotation(hd: Haloyd, address: str) -> None:
+async def _left_rotation(hd: HaloydServer, address: str) -> None:
     """Wait until the proxy no longer routes to `address`."""
-    async with asyncio.timeout(30):
-        while address in [a for a, _ in await hd.backends()]:
-            await asyncio.sleep(0.02)
+    await await_until(f"{address} to leave rotation", hd.backends,
+                      lambda got: address not in [a for a, _ in got], interval=0.02)
 
 
-async def _restarted(hd: Haloyd, cid: str, restarts: int) -> None:
+async def _restarted(hd: HaloydServer, cid: str, restarts: int) -> None:
     """Wait until the engine restarted `cid` for the `restarts`-th time and it runs."""
-    async with asyncio.timeout(30):
-        while hd.docker("inspect", "-f", "{{.State.Running}} {{.RestartCount}}", cid) != (
-                f"true {restarts}"):
-            await asyncio.sleep(0.1)
+    fmt = "{{.State.Running}} {{.RestartCount}}"
+    await await_until(f"restart {restarts} of {cid}", lambda: hd.docker("inspect", "-f", fmt, cid),
+                      lambda got: got == f"true {restarts}", interval=0.1)
 
 
 async def test_killed_replica_leaves_rotation_and_crashed_one_rejoins(
@@ -76,7 +75,7 @@ async def test_killed_replica_leaves_rotation_and_crashed_one_rejoins(
                 # A crash: out of rotation, restarted by the policy, back after `rise` checks.
                 before = len(load.report.failures)
                 address = _address(hd, crashed)
-                await asyncio.to_thread(crash, hd, crashed)
+                await asyncio.to_thread(hd.crash, crashed)
                 await _left_rotation(hd, address)
                 await _restarted(hd, crashed, n)
                 await hd.wait_backends(2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from haloy.health.monitor import HealthMonitor, HealthSettings, Target
 from haloy.health.probe import ProbeResult, probe
@@ -51,7 +52,9 @@ async def test_monitor_transitions_and_concurrency_limit() -> None:
 
 
 async def test_probe_against_real_sockets() -> None:
-    async def serve(status: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    async def serve(
+        status: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.write(b"HTTP/1.0 " + status + b"\r\nContent-Length: 0\r\n\r\n")
         await writer.drain()
@@ -59,7 +62,7 @@ async def test_probe_against_real_sockets() -> None:
 
     results = {}
     for status in (b"200 OK", b"302 Found", b"404 Not Found", b"503 Busy"):
-        server = await asyncio.start_server(lambda r, w, s=status: serve(s, r, w), "127.0.0.1", 0)
+        server = await asyncio.start_server(functools.partial(serve, status), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         async with server:
             results[status] = await probe("127.0.0.1", port, "/health", 2)

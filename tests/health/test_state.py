@@ -9,7 +9,7 @@ from haloy.health.state import HealthState, advance
 
 def run(results: str, rise: int = 2, fall: int = 3) -> list[str]:
     state = HealthState()
-    seen = []
+    seen: list[str] = []
     for r in results:
         state = advance(state, r == "+", rise=rise, fall=fall, error=None if r == "+" else "boom")
         seen.append(state.status)

@@ -11,8 +11,7 @@ statically in test_install.py.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,22 +19,16 @@ import pytest
 from haloy import __version__
 from tests.fixtures.debian import NEXT_VERSION_SUFFIX
 from tests.fixtures.peers import peer_missing
+from tests.fixtures.polling import wait_until
 from tests.ops.box import DebianBox
 
 # The first run builds the Debian image (debootstrap, 1-3 min) inside the first setup.
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
 BOOT_TIMEOUT = 60.0
+POLL_S = 0.2  # each probe is a `docker exec`: a few a second is plenty
 CAP_NET_BIND_SERVICE = 1 << 10  # include/uapi/linux/capability.h
 SECCOMP_FILTER = "2"  # /proc/<pid>/status "Seccomp:" for a filter in force
-
-
-def wait_for(what: str, predicate: Callable[[], object], timeout: float = BOOT_TIMEOUT) -> None:
-    """Poll a readiness signal until true; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def main_pid(box: DebianBox, unit: str) -> int:
@@ -54,13 +47,13 @@ def box(debian_systemd_image: str, haloy_wheelhouse: Path) -> Iterator[DebianBox
     """A systemd box where install-server.sh installed and started both units."""
     b = DebianBox(debian_systemd_image, haloy_wheelhouse, systemd=True)
     try:
-        state = ""
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while state not in ("running", "degraded") and time.monotonic() < deadline:
-            state = b.run("systemctl", "is-system-running").stdout.strip()
-            time.sleep(0.2)
-        if state not in ("running", "degraded"):
-            peer_missing(f"systemd does not boot in a container here (state {state!r})")
+        try:
+            wait_until("systemd to boot",
+                       lambda: b.run("systemctl", "is-system-running").stdout.strip(),
+                       lambda state: state in ("running", "degraded"),
+                       timeout=BOOT_TIMEOUT, interval=POLL_S)
+        except AssertionError as exc:
+            peer_missing(f"systemd does not boot in a container here ({exc})")
         gid = b.ok("stat", "-c", "%g", "/var/run/docker.sock").strip()
         b.ok("groupadd", "--system", "--gid", gid, "docker")
         # Services do not inherit the container's environment: point haloyd at this box's
@@ -108,9 +101,10 @@ def test_proxy_serves_port_80_and_haloyd_reaches_docker(box: DebianBox) -> None:
     probe = ("import socket; s = socket.create_connection(('127.0.0.1', 80), timeout=5); "
              "s.sendall(b'GET / HTTP/1.1\\r\\nHost: nowhere.test\\r\\n"
              "Connection: close\\r\\n\\r\\n'); print(s.recv(64).split(b' ')[0].decode())")
-    wait_for("port 80", lambda: box.run("python3", "-c", probe).stdout.startswith("HTTP/1.1"))
-    wait_for("haloyd to serve", lambda: "haloyd serving" in box.ok(
-        "journalctl", "--no-pager", "-u", "haloyd.service"))
+    wait_until("port 80", lambda: box.run("python3", "-c", probe).stdout.startswith("HTTP/1.1"),
+               timeout=BOOT_TIMEOUT, interval=POLL_S)
+    wait_until("haloyd to serve", lambda: "haloyd serving" in box.ok(
+        "journalctl", "--no-pager", "-u", "haloyd.service"), timeout=BOOT_TIMEOUT, interval=POLL_S)
 
 
 def test_upgrade_restarts_haloyd_and_takes_over_the_proxy(

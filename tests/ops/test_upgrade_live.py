@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 import shlex
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,6 +21,7 @@ import pytest
 from haloy import __version__
 from tests.fixtures.debian import NEXT_VERSION_SUFFIX
 from tests.fixtures.docker import TEST_LABEL, docker_cli, run_app
+from tests.fixtures.polling import wait_until
 from tests.ops.box import DebianBox
 
 # The first run builds the Debian image (debootstrap, 1-2 min) inside the first setup.
@@ -36,6 +36,7 @@ PROXY_CMD = (f"/usr/local/bin/haloy-proxy serve --supervise {DIRS} "
 RELOAD_CMD = f"/usr/local/bin/haloy-proxy reload {DIRS}"
 HALOYD_CMD = f"/usr/local/bin/haloyd serve {DIRS}"
 READY_TIMEOUT = 90.0
+POLL_S = 0.2  # each probe is a `docker exec` or a request: a few a second is plenty
 AFTER_RESTART_REQUESTS = 200
 
 
@@ -45,14 +46,6 @@ def start_as_unit(box: DebianBox, command: str, log: str) -> int:
     script = (f"setpriv --reuid haloy --regid haloy --init-groups {command} "
               f">{log} 2>&1 & echo $!")
     return int(box.ok("bash", "-c", script).strip())
-
-
-def wait_until(what: str, predicate: Callable[[], object], timeout: float = READY_TIMEOUT) -> None:
-    """Poll `predicate` (a readiness signal) until true; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 class Load:
@@ -111,7 +104,8 @@ def live_box(
         proxy = start_as_unit(box, PROXY_CMD, "/tmp/haloy-proxy.log")
         haloyd = start_as_unit(box, HALOYD_CMD, "/tmp/haloyd.log")
         url = f"http://{box.address()}:{PROXY_PORT}/"
-        wait_until("the app to answer through the proxy", lambda: _answers(url))
+        wait_until("the app to answer through the proxy", lambda: _answers(url),
+                   timeout=READY_TIMEOUT, interval=POLL_S)
         yield box, url, haloyd, proxy
     finally:
         ids = docker_cli("ps", "-aq", "--filter", f"label={TEST_LABEL}={cleanup}", check=False)
@@ -134,7 +128,7 @@ def test_upgrade_restarts_haloyd_and_takes_over_the_proxy_without_failed_request
     box, url, old_pid, proxy_pid = live_box
     token = box.read("/etc/haloy/.env")
     with Load(url, "web.test") as load:
-        wait_until("load to flow", lambda: load.ok >= 20)
+        wait_until("load to flow", lambda: load.ok >= 20, timeout=READY_TIMEOUT, interval=POLL_S)
         run = box.script("upgrade-server.sh", "--wheel", f"/wheels/next/{next_haloy_wheel.name}",
                          "--find-links", "/wheels/deps")
         assert run.returncode == 0, run.stderr
@@ -145,19 +139,23 @@ def test_upgrade_restarts_haloyd_and_takes_over_the_proxy_without_failed_request
         # What `systemctl restart haloyd` does: SIGTERM, wait for the exit, start again.
         box.ok("bash", "-c", f"kill -TERM {old_pid}")
         wait_until("the old haloyd to exit",
-                   lambda: box.run("bash", "-c", f"kill -0 {old_pid}").returncode == 1)
+                   lambda: box.run("bash", "-c", f"kill -0 {old_pid}").returncode == 1,
+                   timeout=READY_TIMEOUT, interval=POLL_S)
         new_pid = start_as_unit(box, HALOYD_CMD, "/tmp/haloyd-new.log")
         wait_until("the new haloyd to serve",
-                   lambda: "haloyd serving" in box.read("/tmp/haloyd-new.log"))
+                   lambda: "haloyd serving" in box.read("/tmp/haloyd-new.log"),
+                   timeout=READY_TIMEOUT, interval=POLL_S)
         during = load.ok
-        wait_until("traffic after the restart", lambda: load.ok >= during + AFTER_RESTART_REQUESTS)
+        wait_until("traffic after the restart", lambda: load.ok >= during + AFTER_RESTART_REQUESTS,
+                   timeout=READY_TIMEOUT, interval=POLL_S)
         # What `systemctl reload haloy-proxy` does (ExecReload), as the unit's user.
         reload = box.run("setpriv", "--reuid", "haloy", "--regid", "haloy", "--init-groups",
                          *shlex.split(RELOAD_CMD))
         assert reload.returncode == 0, reload.stderr
         assert "generation 1 serves" in reload.stdout, reload.stdout
         during = load.ok
-        wait_until("traffic after the takeover", lambda: load.ok >= during + AFTER_RESTART_REQUESTS)
+        wait_until("traffic after the takeover", lambda: load.ok >= during + AFTER_RESTART_REQUESTS,
+                   timeout=READY_TIMEOUT, interval=POLL_S)
     assert load.failures == [], f"{len(load.failures)} failed of {load.ok}: {load.failures[:5]}"
     print(f"upgrade under load: {load.ok} requests, 0 failed")
     facts = box.facts("/opt/haloy/current", f"/opt/haloy/{__version__}")
@@ -169,7 +167,8 @@ def test_upgrade_restarts_haloyd_and_takes_over_the_proxy_without_failed_request
     assert re.match(rf"/opt/haloy/{re.escape(NEXT_VERSION)}/bin/python", new_cmdline), new_cmdline
     # The proxy kept its pid (the supervisor); its workers now run the new version.
     wait_until("only new-version proxy workers (the old ones drained)",
-               lambda: _workers_run(box, proxy_pid, NEXT_VERSION))
+               lambda: _workers_run(box, proxy_pid, NEXT_VERSION),
+               timeout=READY_TIMEOUT, interval=POLL_S)
 
 
 def _workers_run(box: DebianBox, supervisor: int, version: str) -> bool:

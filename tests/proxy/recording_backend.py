@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import h11
 
+from tests.fixtures.polling import wait_until
 from tests.proxy.h11_views import MAX_EVENT, Message
 
 
@@ -136,8 +137,7 @@ class RecordingBackend:
     def settle(self, timeout: float = 3.0) -> list[str]:
         """Wait until the backend has read and parsed everything sent so far and no open
         connection holds part of a request; return the connections still holding one."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def unsettled() -> list[str]:
             with self.lock:
                 pending = select.select([self.listener], [], [], 0)[0] or any(
                     not c.closed and not c.eof and _unread(c.sock) for c in self.conns
@@ -145,10 +145,14 @@ class RecordingBackend:
                 busy = [c for c in self.conns if c.busy]
                 if not pending and not busy:
                     return []
-                if time.monotonic() > deadline:
-                    return [f"backend connection {c.cid} is open holding an unfinished request: "
-                            f"{bytes(c.raw[-200:])!r}" for c in busy] or ["backend never settled"]
-            time.sleep(0.002)  # polling the readiness condition above
+                return [f"backend connection {c.cid} is open holding an unfinished request: "
+                        f"{bytes(c.raw[-200:])!r}" for c in busy] or ["backend never settled"]
+
+        try:
+            return wait_until("the backend to settle", unsettled, lambda left: not left,
+                              timeout=timeout, interval=0.002)
+        except AssertionError:
+            return unsettled()
 
     # -- server threads --------------------------------------------------------------------
     def _accept(self) -> None:

@@ -7,6 +7,7 @@ import asyncio
 
 from haloy.proxy.head_watch import HeadWatch
 from haloy.proxy.service import CLOCK_TICK, ProxyService
+from tests.fixtures.polling import await_until
 
 
 class _Fresh:
@@ -34,9 +35,8 @@ async def test_clock_is_never_early_and_stops_when_idle() -> None:
     assert service.clock == now
     # No clients: the clock stops at the next tick. (Polled: the compiled ProxyService's
     # methods cannot be wrapped.)
-    async with asyncio.timeout(5):
-        while service.clock != 0.0:
-            await asyncio.sleep(CLOCK_TICK / 5)
+    await await_until("the clock to stop", lambda: service.clock, lambda c: c == 0.0, timeout=5,
+                      interval=CLOCK_TICK / 5)
 
 
 async def test_head_watch_fires_at_the_deadline_and_forgets_discarded() -> None:

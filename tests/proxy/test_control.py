@@ -16,6 +16,7 @@ import pytest
 from haloy.proxy.control import ControlServer
 from haloy.wire.control import LINE_LIMIT, send_control
 from haloy.wire.snapshot import parse_snapshot
+from tests.fixtures.polling import await_until
 from tests.fixtures.proxy import ProxyProcess
 from tests.proxy.http_peers import Backend, Client, Req, response_bytes, route, snapshot
 
@@ -87,8 +88,8 @@ async def test_in_flight_request_keeps_its_table(haloy_proxy: ProxyProcess) -> N
         haloy_proxy.put_snapshot(snapshot(route("app.test", old.spec("o")), generation=1))
         c = await Client.open(haloy_proxy.http_port)
         await c.send(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
-        while not old.requests:
-            await asyncio.sleep(0.01)  # wait until the request reached the old backend
+        await await_until("the request to reach the old backend", lambda: old.requests,
+                          interval=0.01)
         await asyncio.to_thread(
             haloy_proxy.put_snapshot,
             snapshot(route("app.test", new.spec("n")), generation=2),

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from haloy.proxy.wsframes import close_frame
+from tests.fixtures.polling import await_until
 from tests.fixtures.proxy import ProxyProcess
 from tests.proxy.http_peers import Backend, Client, Req, response_bytes, route, snapshot
 
@@ -100,14 +101,15 @@ async def test_shutdown_with_a_half_closed_websocket_closes_every_tunnel(
 
 async def _until_refused(port: int) -> None:
     """The listener is closed: the worker has begun draining (both happen in one step)."""
-    async with asyncio.timeout(15):
-        while True:
-            try:
-                _, w = await asyncio.open_connection("127.0.0.1", port)
-            except ConnectionError:  # refused, or reset from the closed listener's backlog
-                return
-            w.close()
-            await asyncio.sleep(0.02)  # polling the readiness signal (the listener)
+    async def refused() -> bool:
+        try:
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+        except ConnectionError:  # refused, or reset from the closed listener's backlog
+            return True
+        w.close()
+        return False
+
+    await await_until("the listener to close", refused, timeout=15, interval=0.02)
 
 
 async def test_pipelined_requests_read_before_the_drain_are_all_answered(

@@ -16,6 +16,7 @@ from typing import Any
 import h11
 import pytest
 
+from tests.fixtures.polling import await_until
 from tests.fixtures.proxy import ProxyProcess
 from tests.proxy.http_peers import Client, read_response, route, snapshot
 
@@ -599,8 +600,7 @@ async def test_smuggling_through_connection_never_reaches_a_uvicorn_app(
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        while not server.started:
-            await asyncio.sleep(0.01)  # uvicorn's own readiness flag
+        await await_until("uvicorn to start", lambda: server.started, interval=0.01)
         proxy = proxy_factory("--no-access-log", https=False)
         proxy.put_snapshot(snapshot(route("app.test", {
             "address": "127.0.0.1", "port": sock.getsockname()[1], "deployment_id": "d1",

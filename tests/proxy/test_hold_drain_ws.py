@@ -8,13 +8,14 @@ from typing import Any
 
 import websockets
 
+from tests.fixtures.polling import await_until
 from tests.fixtures.proxy import ProxyProcess
 from tests.proxy.http_peers import Backend, Client, Req, response_bytes, route, snapshot
 
 
 async def _wait_held(proxy: ProxyProcess, n: int) -> None:
-    while sum(r["held"] for r in (await asyncio.to_thread(proxy.status))["routes"]) < n:
-        await asyncio.sleep(0.02)  # polls the proxy's own report, not a guess
+    await await_until(f"{n} held requests", lambda: asyncio.to_thread(proxy.status),
+                      lambda s: sum(r["held"] for r in s["routes"]) >= n, interval=0.02)
 
 
 async def test_paused_route_holds_until_backend_appears(haloy_proxy: ProxyProcess) -> None:
@@ -99,8 +100,9 @@ async def test_websocket_tunnel_counted_and_closed_after_drain_grace(
                 snapshot(route("app.test", draining, drain_grace=0.2), generation=2),
             )
             await ws.wait_closed()  # the proxy ends the tunnel after the grace period
-        while haloy_proxy.status()["routes"][0]["backends"][0]["active_connections"]:
-            await asyncio.sleep(0.02)
+        await await_until("the backend's connections to close", haloy_proxy.status,
+                          lambda s: not s["routes"][0]["backends"][0]["active_connections"],
+                          interval=0.02)
 
 
 async def test_refused_upgrade_is_not_tunnelled(haloy_proxy: ProxyProcess) -> None:

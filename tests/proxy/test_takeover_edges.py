@@ -14,10 +14,10 @@ import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.fixtures.polling import await_until, wait_until
 from tests.fixtures.proxy import BIN, ProxyProcess
 from tests.proxy.http_peers import Backend, Client, route, snapshot
 
@@ -47,16 +47,6 @@ def launcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _reload(proxy: ProxyProcess) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN), "reload", "--data-dir", str(proxy.data_dir)],
                           capture_output=True, text=True, timeout=120, check=False)
-
-
-async def _until(what: str, predicate: Callable[[], Any], timeout: float = 30.0) -> None:
-    """Poll a readiness signal (a file, the proxy's status or log) until it holds."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not await asyncio.to_thread(predicate):
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 def _children(pid: int) -> set[int]:
@@ -100,9 +90,10 @@ async def test_a_worker_dying_during_a_takeover_orphans_no_new_worker(
     (old,) = _children(proxy.proc.pid)
     (gate_dir / "gate").touch()
     first = asyncio.create_task(asyncio.to_thread(_reload, proxy))
-    await _until("the new worker at the gate", (gate_dir / "waiting").exists)
+    await await_until("the new worker at the gate", (gate_dir / "waiting").exists)
     os.kill(old, signal.SIGKILL)  # the old worker dies while the takeover holds the lock
-    await _until("the supervisor to see it", lambda: "worker 0 exited" in proxy.logs())
+    await await_until("the supervisor to see it",
+                      lambda: asyncio.to_thread(lambda: "worker 0 exited" in proxy.logs()))
     (gate_dir / "gate").unlink()
     await asyncio.to_thread(_release, gate_dir)
     run = await first
@@ -112,8 +103,8 @@ async def test_a_worker_dying_during_a_takeover_orphans_no_new_worker(
     # Waits behind the restart the dead worker queued for (asyncio locks are FIFO).
     run = await asyncio.to_thread(_reload, proxy)
     assert run.returncode == 0, run.stderr
-    await _until("the old workers to exit",
-                 lambda: proxy.status()["supervisor"]["draining_workers"] == 0)
+    await await_until("the old workers to exit", lambda: asyncio.to_thread(proxy.status),
+                      lambda s: s["supervisor"]["draining_workers"] == 0)
     # The first takeover's worker was replaced by the second and is gone, not orphaned.
     assert not Path(f"/proc/{taken[0]}").exists()
     assert len(_children(proxy.proc.pid)) == 1
@@ -132,7 +123,7 @@ async def test_reload_certs_during_a_takeover_reaches_the_new_workers(
     before = loads()
     (gate_dir / "gate").touch()
     first = asyncio.create_task(asyncio.to_thread(_reload, proxy))
-    await _until("the new worker at the gate", (gate_dir / "waiting").exists)
+    await await_until("the new worker at the gate", (gate_dir / "waiting").exists)
     # haloyd renewed a certificate now: only the old worker can hear it.
     assert (await asyncio.to_thread(proxy.reload_certs))["ok"]
     assert loads() == before + 1
@@ -163,7 +154,7 @@ def test_sigterm_while_the_first_workers_start_stops_them_too(
         sup = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     worker = 0
     try:
-        asyncio.run(_until("the worker at the gate", (gate_dir / "waiting").exists))
+        wait_until("the worker at the gate", (gate_dir / "waiting").exists)
         worker = int((gate_dir / "waiting").read_text())
         sup.send_signal(signal.SIGTERM)  # systemd stopping a proxy that is still starting
         (gate_dir / "gate").unlink()

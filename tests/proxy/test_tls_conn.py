@@ -8,7 +8,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import trustme
@@ -191,7 +191,8 @@ async def test_large_response_to_a_slow_reader_is_flow_controlled(
             "127.0.0.1", tls_proxy.https_port, ssl=_client_context(ca),
             server_hostname="app.test", limit=64 * 1024,
         )
-        writer.transport.pause_reading()  # a client that does not read yet
+        transport = cast(asyncio.Transport, writer.transport)  # TLS: reads and writes
+        transport.pause_reading()  # a client that does not read yet
         writer.write(b"GET /big HTTP/1.1\r\nHost: app.test\r\n\r\n")
         await writer.drain()
         # Without flow control the proxy would swallow the whole body into memory and the
@@ -199,7 +200,7 @@ async def test_large_response_to_a_slow_reader_is_flow_controlled(
         # bounded negative wait: it can only pass wrongly, never fail wrongly.)
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(asyncio.shield(finished.wait()), 1.5)
-        writer.transport.resume_reading()
+        transport.resume_reading()
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         assert head.startswith(b"HTTP/1.1 200")
         got = hashlib.sha256()

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from tests.fixtures.polling import await_until
 from tests.fixtures.proxy import ProxyProcess
 from tests.proxy.http_peers import Backend, Client, Req, response_bytes, route, snapshot
 
@@ -85,7 +86,7 @@ async def test_max_connections(proxy_factory: Callable[..., ProxyProcess]) -> No
         third = await Client.open(proxy.http_port)
         assert await third.closed()
         b.close()
-        while proxy.status()["connections"] > 1:
-            await asyncio.sleep(0.02)  # until the proxy has seen the close
+        await await_until("the proxy to see the close", proxy.status,
+                          lambda s: s["connections"] <= 1, interval=0.02)
         fourth = await Client.open(proxy.http_port)
         assert (await fourth.request()).status == 200

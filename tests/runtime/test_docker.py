@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from haloy.errors import RuntimeError_
 from haloy.runtime.docker import DockerRuntime
 from tests.fixtures.docker import TEST_LABEL, docker_cli
+from tests.fixtures.polling import await_until
 
 pytestmark = pytest.mark.docker
 
@@ -32,7 +33,7 @@ async def test_connect_ping_and_networks(docker_available: None) -> None:
     assert name not in docker_cli("network", "ls", "--format", "{{.Name}}").split()
 
 
-async def test_unreachable_engine_is_a_runtime_error_with_hint(tmp_path) -> None:
+async def test_unreachable_engine_is_a_runtime_error_with_hint(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError_) as info:
         await DockerRuntime.connect(f"unix://{tmp_path}/nope.sock")
     assert "cannot reach" in info.value.message
@@ -73,9 +74,6 @@ async def test_image_serves_page_and_health(
 
 async def _get_when_ready(client: httpx.AsyncClient, path: str) -> httpx.Response:
     """httpd binds its port a moment after the container starts: retry connects only."""
-    for _ in range(200):
-        try:
-            return await client.get(path)
-        except httpx.ConnectError:
-            await asyncio.sleep(0.02)
-    raise AssertionError("test app never accepted a connection")
+    return await await_until("the test app to accept a connection", lambda: client.get(path),
+                             lambda _: True, timeout=10, interval=0.02,
+                             ignoring=(httpx.ConnectError,))

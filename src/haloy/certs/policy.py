@@ -41,17 +41,6 @@ def needs_certificate(
     return not_after - now < renew_before
 
 
-def renewal_due_at(
-    not_after: dt.datetime, ari: RenewalWindow | None = None,
-    renew_before: dt.timedelta = RENEW_BEFORE,
-) -> dt.datetime:
-    """The moment a certificate becomes due: ARI's window start when earlier, else 30 days out."""
-    due = not_after - renew_before
-    if ari is not None and ari.start < due:
-        due = ari.start
-    return due
-
-
 @dataclass(frozen=True)
 class Backoff:
     """Failure bookkeeping of one domain (immutable; `failed` returns the next state)."""
