@@ -122,9 +122,7 @@ class ClientProtocol(ClientConnection):
         if self.cur is not None and not self.stopped:
             # A body continues in a later read: it must keep coming (nginx client_body_timeout).
             self._set_deadline(self.service.now() + self.limits.body_timeout)
-        queue = self.queue
-        if queue and queue[0].out:  # _flush(), inlined: usually nothing is left to send
-            self._flush()
+        self._flush()
 
     def _head_continues(self, data: bytes) -> None:
         """The rest of this read begins a head that ends in a later read (rare)."""
