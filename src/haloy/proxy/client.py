@@ -18,7 +18,6 @@ from haloy.proxy.exchange import API, Exchange
 from haloy.proxy.forward import error_status, forwarded_tail, rewrite_raw
 from haloy.proxy.pages import error_response, with_close
 from haloy.proxy.request_target import origin_form
-from haloy.proxy.service import ACME_PREFIX as _ACME_PREFIX
 from haloy.proxy.service import Verdict
 
 if TYPE_CHECKING:
@@ -329,21 +328,9 @@ class ClientProtocol(ClientConnection):
             ex.chunks = ChunkedEnd()
         elif body:
             ex.body_left = body
-        # The common case of ProxyService.route, inlined: a canonical host on plain HTTP that
-        # needs no redirect, no ACME path, no observers (they want a start time).
-        table = service.table
-        match = table.hosts.get(host)
-        if (
-            match is not None
-            and match.plain
-            and not service.observers
-            and (table.acme_backend is None or not url.startswith(_ACME_PREFIX))
-        ):
-            ex.entry = match.entry
-        else:
-            service.route(ex, host, self.loopback, self.scheme)
-            if ex.kind == API:
-                head = head[:-2] + table.api_head_end  # haloyd believes our X-Forwarded-For
+        service.route(ex, host, self.loopback, self.scheme)
+        if ex.kind == API:
+            head = head[:-2] + service.table.api_head_end  # haloyd believes our X-Forwarded-For
         queue = self.queue
         queue.append(ex)
         if ex.local is not None:
