@@ -351,7 +351,7 @@ class ClientProtocol(ClientConnection):
             ex.head = head
         ex.out = [head]
         if len(queue) == 1:
-            service.dispatch(ex)  # _start(), inlined: this runs once per request
+            self._start(ex)
         else:
             ex.out_size = len(head)
             self._pause(P_QUEUE)
