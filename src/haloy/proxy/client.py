@@ -475,14 +475,7 @@ class ClientProtocol(ClientConnection):
         if queue and queue[0] is ex:
             queue.popleft()
         service = self.service
-        self.served = True  # a drain may close this connection once it is quiet
-        if ex.counted:  # service.finished(), inlined: this runs once per request
-            backend = ex.backend
-            assert backend is not None  # (narrowed: the compiled build reads it natively)
-            backend.inflight -= 1
-            ex.counted = False
-        if service.observers:
-            service.finished(ex)
+        service.finished(ex)  # a drain may close this connection once it is quiet (served)
         if self.closed:
             return
         if self.paused & P_UPSTREAM:
