@@ -495,11 +495,7 @@ class ClientProtocol(ClientConnection):
             return
         if self.paused:
             self._resume(P_QUEUE)
-        # _set_deadline(), inlined: this runs once per proxied request.
-        now = service.clock or service.start_clock()
-        self.deadline = deadline = now + self.limits.keepalive_timeout
-        if self.timer_at > deadline:
-            self._set_deadline(deadline)
+        self._set_deadline((service.clock or service.start_clock()) + self.limits.keepalive_timeout)
 
     def _fail(self, status: int, head_only: bool = False) -> None:
         """The request stream is malformed: answer `status` in turn, then close."""
