@@ -190,19 +190,7 @@ class ProxyService:
         else:
             backend = ex.backend
             assert backend is not None
-        # _use(), inlined for a first dispatch (nothing counted yet): this runs once per request.
-        ex.backend = backend
-        ex.counted = True
-        backend.inflight += 1
-        backend.requests += 1
-        idle = backend.idle
-        while idle:
-            up = idle.pop()
-            if not up.closed:
-                ex.reused = True
-                up.bind(ex)
-                return
-        self._spawn(self._connect(ex, backend, ex.kind == PROXY))
+        self._use(ex, backend, ex.kind == PROXY)
 
     def redispatch_same(self, ex: Exchange) -> None:
         """Retry on a fresh connection to the same backend (a pooled one was stale)."""
