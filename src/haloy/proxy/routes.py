@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from haloy.proxy.hold import route_holds
 from haloy.proxy.snapshot import FORWARD_KEY_HEADER, Endpoint, Route, Snapshot
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class RouteEntry:
     canonical: bytes
     backends: tuple[BackendState, ...]
     active: tuple[BackendState, ...]
-    holds: bool  # requests wait (instead of 502): paused, or empty with hold_when_empty
+    holds: bool  # requests wait instead of failing (hold.py)
     tls: bool  # plain HTTP is redirected to HTTPS when HTTPS is on
     _rr: Iterator[int] = field(default_factory=itertools.count)
 
@@ -196,7 +197,7 @@ def compile_table(snapshot: Snapshot, registry: BackendRegistry) -> RouteTable:
         active = tuple(
             s for s, b in zip(backends, route.backends, strict=True) if b.state == "active"
         )
-        holds = route.paused or (not active and route.hold_when_empty)
+        holds = route_holds(route, bool(active))
         entry = RouteEntry(route, route.domain.encode(), backends, active, holds, route.tls)
         entries.append(entry)
         for name in (entry.canonical, *(a.encode() for a in route.aliases)):
