@@ -157,10 +157,6 @@ class RouteTable:
             addr = addr.ipv4_mapped
         return any(addr in net for net in self.trusted_proxies)
 
-    def is_api_host(self, raw_host: bytes) -> bool:
-        """True when the Host names the API domain."""
-        return self.api_domain is not None and normalize_host(raw_host) == self.api_domain
-
 
 class BackendRegistry:
     """BackendState objects by key, reused across snapshots."""
