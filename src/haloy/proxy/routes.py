@@ -105,8 +105,6 @@ class HostMatch:
 
     entry: RouteEntry
     alias: bool
-    # Forwarded as is over plain HTTP: canonical and not redirected to HTTPS (`tls` off).
-    plain: bool = False
 
 
 def normalize_host(raw: bytes) -> bytes:
@@ -201,7 +199,7 @@ def compile_table(snapshot: Snapshot, registry: BackendRegistry) -> RouteTable:
                 log.warning("route of app %s names the reserved host %s: not routed",
                             route.app, name.decode())
             elif name == entry.canonical:
-                hosts[name] = HostMatch(entry, False, not route.tls)
+                hosts[name] = HostMatch(entry, False)
             else:
                 hosts[name] = HostMatch(entry, True)
     return RouteTable(
