@@ -93,7 +93,7 @@ class ProxyService:
 
     # -- snapshots -------------------------------------------------------------------------
     def put_snapshot(self, snapshot: Snapshot) -> RouteTable:
-        """Compile and swap in a new table; drain what stopped being active; release the held."""
+        """Swap in a compiled table; drain what stopped being active; release held requests."""
         old, new = self.table, compile_table(snapshot, self.registry)
         for entry in new.entries:
             for b in entry.active:
