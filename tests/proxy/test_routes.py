@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from haloy.proxy.exchange import API, Exchange
 from haloy.proxy.routes import BackendRegistry, compile_table, draining_changes, normalize_host
+from haloy.proxy.service import ProxyService
 from haloy.wire.snapshot import parse_snapshot
 
 
@@ -102,4 +105,14 @@ def test_api_and_acme_backends() -> None:
     table = compile_table(snap, BackendRegistry())
     assert table.api_domain == b"api.example.com"
     assert table.api_backend is table.acme_backend  # same endpoint, one state
-    assert table.is_api_host(b"api.example.com:443")
+    # The proxy routes a Host naming the API domain (any case, a port) to haloyd.
+    loop = asyncio.new_event_loop()
+    try:
+        service = ProxyService(loop)
+        service.put_snapshot(snap)
+        ex = Exchange()
+        ex.url = b"/v1/version"
+        service.route(ex, b"api.example.com:443", False, b"https")
+    finally:
+        loop.close()
+    assert ex.kind == API

@@ -18,7 +18,6 @@ from haloy.proxy.exchange import API, Exchange
 from haloy.proxy.forward import error_status, forwarded_tail, rewrite_raw
 from haloy.proxy.pages import error_response, with_close
 from haloy.proxy.request_target import origin_form
-from haloy.proxy.service import ACME_PREFIX as _ACME_PREFIX
 from haloy.proxy.service import Verdict
 
 if TYPE_CHECKING:
@@ -122,9 +121,7 @@ class ClientProtocol(ClientConnection):
         if self.cur is not None and not self.stopped:
             # A body continues in a later read: it must keep coming (nginx client_body_timeout).
             self._set_deadline(self.service.now() + self.limits.body_timeout)
-        queue = self.queue
-        if queue and queue[0].out:  # _flush(), inlined: usually nothing is left to send
-            self._flush()
+        self._flush()
 
     def _head_continues(self, data: bytes) -> None:
         """The rest of this read begins a head that ends in a later read (rare)."""
@@ -331,21 +328,9 @@ class ClientProtocol(ClientConnection):
             ex.chunks = ChunkedEnd()
         elif body:
             ex.body_left = body
-        # The common case of ProxyService.route, inlined: a canonical host on plain HTTP that
-        # needs no redirect, no ACME path, no observers (they want a start time).
-        table = service.table
-        match = table.hosts.get(host)
-        if (
-            match is not None
-            and match.plain
-            and not service.observers
-            and (table.acme_backend is None or not url.startswith(_ACME_PREFIX))
-        ):
-            ex.entry = match.entry
-        else:
-            service.route(ex, host, self.loopback, self.scheme)
-            if ex.kind == API:
-                head = head[:-2] + table.api_head_end  # haloyd believes our X-Forwarded-For
+        service.route(ex, host, self.loopback, self.scheme)
+        if ex.kind == API:
+            head = head[:-2] + service.table.api_head_end  # haloyd believes our X-Forwarded-For
         queue = self.queue
         queue.append(ex)
         if ex.local is not None:
@@ -366,7 +351,7 @@ class ClientProtocol(ClientConnection):
             ex.head = head
         ex.out = [head]
         if len(queue) == 1:
-            service.dispatch(ex)  # _start(), inlined: this runs once per request
+            self._start(ex)
         else:
             ex.out_size = len(head)
             self._pause(P_QUEUE)
@@ -490,14 +475,7 @@ class ClientProtocol(ClientConnection):
         if queue and queue[0] is ex:
             queue.popleft()
         service = self.service
-        self.served = True  # a drain may close this connection once it is quiet
-        if ex.counted:  # service.finished(), inlined: this runs once per request
-            backend = ex.backend
-            assert backend is not None  # (narrowed: the compiled build reads it natively)
-            backend.inflight -= 1
-            ex.counted = False
-        if service.observers:
-            service.finished(ex)
+        service.finished(ex)  # a drain may close this connection once it is quiet (served)
         if self.closed:
             return
         if self.paused & P_UPSTREAM:
@@ -517,11 +495,7 @@ class ClientProtocol(ClientConnection):
             return
         if self.paused:
             self._resume(P_QUEUE)
-        # _set_deadline(), inlined: this runs once per proxied request.
-        now = service.clock or service.start_clock()
-        self.deadline = deadline = now + self.limits.keepalive_timeout
-        if self.timer_at > deadline:
-            self._set_deadline(deadline)
+        self._set_deadline((service.clock or service.start_clock()) + self.limits.keepalive_timeout)
 
     def _fail(self, status: int, head_only: bool = False) -> None:
         """The request stream is malformed: answer `status` in turn, then close."""

@@ -131,7 +131,7 @@ def rewrite_request(
         return (b"", host, chunked, has_body, "Transfer-Encoding in an HTTP/1.0 request")
     parts = [method, b" ", url, _REQUEST_LINE_END.get(version, b" HTTP/1.0\r\n")]
     for low, name, value in fields:
-        if low not in named or low in _FRAMING:
+        if low not in named:  # never a framing field (see _FRAMING)
             parts += (name, b": ", value, b"\r\n")
     if xff:
         parts += (b"X-Forwarded-For: ", xff, b", ", client_ip, b"\r\n")

@@ -26,6 +26,9 @@ from types import ModuleType
 
 PACKAGE = "haloy.proxy"
 # Compiled together (one shared library), so calls and attribute reads between them are C.
+# Only what runs per request, per read or per connection: `limits` is here because its fields
+# are read several times per request; error pages, redirects (pages.py) and hold (hold.py)
+# are off the per-request path and stay Python (docs/benchmarks.md measures both choices).
 MODULES = (
     "chunked",
     "client",
@@ -34,7 +37,6 @@ MODULES = (
     "forward",
     "head_watch",
     "limits",
-    "pages",
     "routes",
     "service",
     "tls_conn",

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from haloy.proxy.hold import route_holds
 from haloy.wire.snapshot import FORWARD_KEY_HEADER, Endpoint, Route, Snapshot
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class RouteEntry:
     canonical: bytes
     backends: tuple[BackendState, ...]
     active: tuple[BackendState, ...]
-    holds: bool  # requests wait (instead of 502): paused, or empty with hold_when_empty
+    holds: bool  # requests wait instead of failing (hold.py)
     tls: bool  # plain HTTP is redirected to HTTPS when HTTPS is on
     _rr: Iterator[int] = field(default_factory=itertools.count)
 
@@ -104,8 +105,6 @@ class HostMatch:
 
     entry: RouteEntry
     alias: bool
-    # Forwarded as is over plain HTTP: canonical and not redirected to HTTPS (`tls` off).
-    plain: bool = False
 
 
 def normalize_host(raw: bytes) -> bytes:
@@ -156,10 +155,6 @@ class RouteTable:
             addr = addr.ipv4_mapped
         return any(addr in net for net in self.trusted_proxies)
 
-    def is_api_host(self, raw_host: bytes) -> bool:
-        """True when the Host names the API domain."""
-        return self.api_domain is not None and normalize_host(raw_host) == self.api_domain
-
 
 class BackendRegistry:
     """BackendState objects by key, reused across snapshots."""
@@ -196,7 +191,7 @@ def compile_table(snapshot: Snapshot, registry: BackendRegistry) -> RouteTable:
         active = tuple(
             s for s, b in zip(backends, route.backends, strict=True) if b.state == "active"
         )
-        holds = route.paused or (not active and route.hold_when_empty)
+        holds = route_holds(route, bool(active))
         entry = RouteEntry(route, route.domain.encode(), backends, active, holds, route.tls)
         entries.append(entry)
         for name in (entry.canonical, *(a.encode() for a in route.aliases)):
@@ -204,7 +199,7 @@ def compile_table(snapshot: Snapshot, registry: BackendRegistry) -> RouteTable:
                 log.warning("route of app %s names the reserved host %s: not routed",
                             route.app, name.decode())
             elif name == entry.canonical:
-                hosts[name] = HostMatch(entry, False, not route.tls)
+                hosts[name] = HostMatch(entry, False)
             else:
                 hosts[name] = HostMatch(entry, True)
     return RouteTable(

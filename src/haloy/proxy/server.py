@@ -250,8 +250,3 @@ def _each(client: ClientConnection, step: Callable[[], None]) -> None:
         log.exception("draining a connection failed; dropping it")
         if client.transport is not None:
             client.transport.abort()
-
-
-def set_reuse_port_supported() -> bool:
-    """True where SO_REUSEPORT exists (Linux)."""
-    return hasattr(socket, "SO_REUSEPORT")

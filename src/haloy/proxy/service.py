@@ -1,4 +1,4 @@
-"""The proxy's shared state for one worker: route table swaps, dispatch, hold queues, status.
+"""The proxy's shared state for one worker: route table swaps, dispatch, drain, status.
 
 Protocols call into this object; it never blocks. The only tasks it creates open upstream
 connections (and are kept in `tasks` until done).
@@ -9,19 +9,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 from haloy.proxy import NATIVE
 from haloy.proxy.exchange import ACME, API, PROXY, Exchange
 from haloy.proxy.head_watch import HeadWatch
+from haloy.proxy.hold import HoldQueues
 from haloy.proxy.limits import Limits
 from haloy.proxy.pages import error_response, redirect_response, request_port, with_port
 from haloy.proxy.routes import (
     BackendRegistry,
     BackendState,
-    RouteEntry,
     RouteTable,
     compile_table,
     draining_changes,
@@ -77,7 +77,7 @@ class ProxyService:
         # when they are freed.
         self.handshaking: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
-        self.holds: dict[bytes, deque[Exchange]] = {}
+        self.holds = HoldQueues(loop, limits.hold_queue)
         self.upstream_errors: Counter[str] = Counter()
         self.started_wall = time.time()
         self.on_snapshot: list[Callable[[Snapshot], None]] = []
@@ -93,7 +93,7 @@ class ProxyService:
 
     # -- snapshots -------------------------------------------------------------------------
     def put_snapshot(self, snapshot: Snapshot) -> RouteTable:
-        """Compile and swap in a new table; drain what stopped being active; release holds."""
+        """Swap in a compiled table; drain what stopped being active; release held requests."""
         old, new = self.table, compile_table(snapshot, self.registry)
         for entry in new.entries:
             for b in entry.active:
@@ -104,7 +104,7 @@ class ProxyService:
         self._prune()
         for hook in self.on_snapshot:
             hook(snapshot)
-        self._release_holds()
+        self.holds.release(new, self.dispatch)
         return new
 
     def _drain(self, backend: BackendState, grace: float) -> None:
@@ -179,7 +179,7 @@ class ProxyService:
             entry = ex.entry
             assert entry is not None
             if entry.holds:
-                self._hold(ex, entry)
+                self.holds.hold(ex, entry)
                 return
             active = entry.active
             backend = active[0] if len(active) == 1 else entry.pick(self.now)
@@ -190,19 +190,7 @@ class ProxyService:
         else:
             backend = ex.backend
             assert backend is not None
-        # _use(), inlined for a first dispatch (nothing counted yet): this runs once per request.
-        ex.backend = backend
-        ex.counted = True
-        backend.inflight += 1
-        backend.requests += 1
-        idle = backend.idle
-        while idle:
-            up = idle.pop()
-            if not up.closed:
-                ex.reused = True
-                up.bind(ex)
-                return
-        self._spawn(self._connect(ex, backend, ex.kind == PROXY))
+        self._use(ex, backend, ex.kind == PROXY)
 
     def redispatch_same(self, ex: Exchange) -> None:
         """Retry on a fresh connection to the same backend (a pooled one was stale)."""
@@ -267,59 +255,10 @@ class ProxyService:
             ex.backend.inflight -= 1
         ex.counted = False
 
-    # -- hold ------------------------------------------------------------------------------
-    def _hold(self, ex: Exchange, entry: RouteEntry) -> None:
-        queue = self.holds.setdefault(entry.canonical, deque())
-        if len(queue) >= self.limits.hold_queue:
-            ex.client.local_error(ex, 503)
-            return
-        if ex.hold_timer is None:
-            ex.hold_timer = self.loop.call_later(
-                entry.route.hold_timeout, self._hold_expired, ex, entry.canonical
-            )
-        queue.append(ex)
-
-    def _hold_expired(self, ex: Exchange, canonical: bytes) -> None:
-        ex.hold_timer = None
-        queue = self.holds.get(canonical)
-        if queue is not None and ex in queue:
-            queue.remove(ex)
-        if not ex.cancelled:
-            ex.client.local_error(ex, 503)
-
-    def _release_holds(self) -> None:
-        holds, self.holds = self.holds, {}
-        for canonical, queue in holds.items():
-            match = self.table.hosts.get(canonical)
-            for ex in queue:
-                if ex.cancelled:
-                    continue
-                if match is None:
-                    self._cancel_hold(ex)
-                    ex.client.local_error(ex, 502)
-                    continue
-                ex.entry = match.entry
-                if match.entry.holds:
-                    self._hold(ex, match.entry)
-                else:
-                    self._cancel_hold(ex)
-                    self.dispatch(ex)
-
-    @staticmethod
-    def _cancel_hold(ex: Exchange) -> None:
-        if ex.hold_timer is not None:
-            ex.hold_timer.cancel()
-            ex.hold_timer = None
-
     # -- bookkeeping -----------------------------------------------------------------------
     def release(self, ex: Exchange) -> None:
         """The client went away with `ex` unfinished."""
-        if ex.hold_timer is not None:
-            self._cancel_hold(ex)
-            if ex.entry is not None:
-                queue = self.holds.get(ex.entry.canonical)
-                if queue is not None and ex in queue:
-                    queue.remove(ex)
+        self.holds.forget(ex)
         self._uncount(ex)
 
     def finished(self, ex: Exchange) -> None:
@@ -391,7 +330,7 @@ class ProxyService:
                         "idle": b.active_connections == 0,
                     }
                 )
-            held = len(self.holds.get(entry.canonical, ()))
+            held = self.holds.count(entry.canonical)
             routes.append(
                 {"app": entry.route.app, "domain": entry.route.domain, "held": held,
                  "backends": backends}

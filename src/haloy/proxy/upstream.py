@@ -143,23 +143,20 @@ class UpstreamProtocol(asyncio.Protocol):
             service = self.service  # the backend may pause this long between reads
             self.deadline = (service.clock or service.start_clock()) + service.limits.read_timeout
             return
-        # _finish(), inlined: this runs once per request.
-        keep_alive = self.keep_alive
+        self._finish(ex)
+
+    def _finish(self, ex: Exchange) -> None:
+        """The response to `ex` is complete: this connection goes back to the pool or closes."""
         self.ex = None
-        ex.upstream = None
-        if (
-            keep_alive
+        reusable = (
+            self.keep_alive
             and not self.extra
             and not self.broken
             and ex.request_done
             and not self.reading_paused
             and not self.writing_paused
-            and not ex.cancelled
-        ):
-            self.park()
-        else:
-            self.close()
-        client.done(ex, keep_alive and ex.request_done and ex.upgrade is None)
+        )
+        ex.client.response_done(ex, self, reusable, self.keep_alive)
 
     def _hold(self, ex: Exchange, data: bytes, heads: int) -> None:
         """A read before the final head is complete: keep it (capped) so that the head can be
