@@ -8,7 +8,7 @@ from dataclasses import dataclass
 # Let's Encrypt's own advice (and certbot's default): renew when 30 days remain, leaving
 # several retry windows before a 90-day certificate expires.
 RENEW_BEFORE = dt.timedelta(days=30)
-# Periodic check interval (issue 4): twice a day, as certbot's timer does.
+# Periodic check interval: twice a day, as certbot's timer does.
 CHECK_INTERVAL = dt.timedelta(hours=12)
 # Backoff after a failed attempt: 1 min, 2, 4 ... capped at the check interval so a fixed
 # problem is noticed the same day.

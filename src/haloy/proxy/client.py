@@ -1,6 +1,6 @@
 """The client side of the proxy: parse requests, queue them in pipeline order, forward.
 
-Hot path rules (see PROXY-NOTES): no task per request; everything a read produces for the
+Hot path rules (docs/proxy.md): no task per request; everything a read produces for the
 backend goes out in one write; flow control both ways (connection.py).
 """
 

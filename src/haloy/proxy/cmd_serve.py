@@ -39,8 +39,8 @@ def _run(coro: object) -> None:
 @click.option("--supervise", is_flag=True,
               help="Run a supervisor that owns the ports and replaces its workers without "
               "dropping a request on SIGHUP or `haloy-proxy reload`.")
-# Off by default: measured at +48 % in-process work per request on the hot path (issue 3 allows
-# default-on only under 10 %).
+# Off by default: +48 % in-process work per request on the hot path (docs/proxy.md), far
+# above what an always-on feature may cost.
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
               help="JSON access log lines on stdout.")
 @click.option("--metrics-listen", default="off", show_default=True, metavar="HOST:PORT|off",

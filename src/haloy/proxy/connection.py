@@ -35,7 +35,7 @@ LINGER: Final = 2.0
 class ClientConnection(asyncio.Protocol):
     """A client connection's transport state; one lazily re-armed timer per connection."""
 
-    # Class-level defaults: a new connection sets only what differs (accept cost, perf round 3).
+    # Class-level defaults: a new connection sets only what differs (it cuts the accept cost).
     # Fields read on every request but rarely written are set in __init__ instead: CPython 3.11
     # specializes instance attribute reads, not reads that fall through to the class.
     transport: asyncio.Transport | None = None
