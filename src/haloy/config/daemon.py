@@ -26,6 +26,7 @@ from haloy.config.domains import normalize_domain
 from haloy.config.durations import Duration
 from haloy.config.problems import validate_document
 from haloy.config.source import read_document
+from haloy.wire.snapshot import ip_networks
 
 DEFAULT_API_LISTEN = "127.0.0.1:9922"  # loopback only: the world reaches the API via the proxy
 DEFAULT_HTTP_LISTEN = ":80"
@@ -126,12 +127,7 @@ class ProxySettings(_Section):
     @field_validator("trusted_proxies")
     @classmethod
     def _trusted(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for cidr in value:
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError:
-                raise ValueError(f"{cidr!r} is not an IP network (e.g. 10.0.0.0/8)") from None
-        return value
+        return ip_networks(value)
 
     @field_validator("http_listen")
     @classmethod

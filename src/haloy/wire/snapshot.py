@@ -60,6 +60,17 @@ class SnapshotError(ValueError):
     """The snapshot is invalid; the message says why."""
 
 
+def ip_networks(cidrs: tuple[str, ...]) -> tuple[str, ...]:
+    """`cidrs` unchanged if each is an IP network (a bare address too); ValueError naming the
+    first that is not."""
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ValueError(f"{cidr!r} is not an IP network (e.g. 10.0.0.0/8)") from None
+    return cidrs
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -143,12 +154,7 @@ class Snapshot(_Model):
     @field_validator("trusted_proxies")
     @classmethod
     def _trusted(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for cidr in v:
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError:
-                raise ValueError(f"invalid CIDR {cidr!r} in trusted_proxies") from None
-        return v
+        return ip_networks(v)
 
     def canonical_json(self) -> bytes:
         """Canonical bytes: what is hashed, written and pushed."""
