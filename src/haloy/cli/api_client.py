@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from typing import Any, TypeVar
 
 import httpx
@@ -199,7 +199,7 @@ class ApiClient:
             raise ApiError(f"{self.base_url}{path} answered with invalid JSON") from exc
         return parsed if isinstance(parsed, dict) else {}
 
-    async def events(self, deployment_id: str) -> AsyncIterator[DeploymentEvent]:
+    async def events(self, deployment_id: str) -> AsyncGenerator[DeploymentEvent, None]:
         """Follow a deployment's server-sent events until the terminal one.
 
         A dropped stream is resumed with Last-Event-ID (the server replays what was missed).
@@ -238,7 +238,7 @@ class ApiClient:
             hint="`haloy rollback-targets` shows how the deployment ended",
         )
 
-    async def server_logs(self, tail: int, follow: bool) -> AsyncIterator[ServerLogRecord]:
+    async def server_logs(self, tail: int, follow: bool) -> AsyncGenerator[ServerLogRecord, None]:
         """GET /v1/server/logs: haloyd's own log records until the stream ends."""
         params = {"tail": str(tail), "follow": "true" if follow else "false"}
         # Following waits on a quiet daemon; haloyd sends a heartbeat every 15 s.
@@ -257,7 +257,9 @@ class ApiClient:
         except httpx.TransportError as exc:
             raise unreachable_error(f"{self.base_url}/v1/server/logs", exc) from exc
 
-    async def app_logs(self, app: str, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
+    async def app_logs(
+        self, app: str, params: dict[str, str]
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """GET /v1/apps/{app}/logs: each `log` event ({container, stream, time, line})."""
         path = f"/v1/apps/{app}/logs"
         # Following waits on a quiet app; haloyd sends a heartbeat every 15 s.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,8 +80,11 @@ def logs(config_path: Path | None, targets: tuple[str, ...], all_targets: bool, 
 
     async def one(target: AppTarget, api: ApiClient) -> None:
         label = target_label(target) if several else None
-        async for event in api.app_logs(target.name, params):
-            click.echo(format_line(event, label, all_containers, raw),
-                       err=event.get("stream") == "stderr")
+        # Closed here, not by the garbage collector after the client is gone: Ctrl-C must
+        # close the stream before the connection pool.
+        async with aclosing(api.app_logs(target.name, params)) as events:
+            async for event in events:
+                click.echo(format_line(event, label, all_containers, raw),
+                           err=event.get("stream") == "stderr")
 
     asyncio.run(for_each_target(selected, one))

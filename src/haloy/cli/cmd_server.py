@@ -10,6 +10,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -240,8 +241,9 @@ def logs(tail: int, no_follow: bool, servers: tuple[str, ...], config_path: Path
 
     async def one(api: ApiClient) -> None:
         prefix = f"[{api.base_url}] " if several else ""
-        async for r in api.server_logs(tail, not no_follow):
-            click.echo(f"{prefix}{r.time:%Y-%m-%d %H:%M:%S} {r.level.upper():<7} "
-                       f"{r.logger}: {r.message}")
+        async with aclosing(api.server_logs(tail, not no_follow)) as records:
+            async for r in records:
+                click.echo(f"{prefix}{r.time:%Y-%m-%d %H:%M:%S} {r.level.upper():<7} "
+                           f"{r.logger}: {r.message}")
 
     on_servers(picked, one)

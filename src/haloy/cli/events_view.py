@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,14 +91,15 @@ async def follow_events(
     """
     assert outcome.deployment_id is not None
     started = time.monotonic()
-    async for event in api.events(outcome.deployment_id):
-        outcome.events.append(event.model_dump(mode="json", by_alias=True))
-        printer.show(event)
-        if event.kind == "succeeded":
-            outcome.succeeded = True
-        elif event.kind == "failed":
-            outcome.reason = (event.data or {}).get("reason") or event.message
-            outcome.logs = failure_logs(event)
+    async with aclosing(api.events(outcome.deployment_id)) as events:
+        async for event in events:
+            outcome.events.append(event.model_dump(mode="json", by_alias=True))
+            printer.show(event)
+            if event.kind == "succeeded":
+                outcome.succeeded = True
+            elif event.kind == "failed":
+                outcome.reason = (event.data or {}).get("reason") or event.message
+                outcome.logs = failure_logs(event)
     outcome.timings["rollout"] = time.monotonic() - started
     if not outcome.succeeded and outcome.reason is None:
         outcome.reason = "the event stream ended without a result"
