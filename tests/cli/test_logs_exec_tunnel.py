@@ -92,10 +92,17 @@ async def read_line_with(stream: asyncio.StreamReader, needle: str) -> str:
     raise AssertionError(f"stream ended before {needle!r}")
 
 
+def _interruptible() -> None:
+    # Ctrl-C as in a terminal: a run started in the background by a shell inherits SIGINT
+    # ignored (and Python then never turns it into KeyboardInterrupt).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def haloy_proc(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "haloy", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_interruptible,
     )
 
 
